@@ -1,0 +1,49 @@
+# jailhost.jails: the two commands of the README are `make demo` and `make test`.
+# Every target installs what it needs first (scripts/install-deps.sh, idempotent).
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+LABHOST := $(VENV)/bin/python molecule/shared/labhost.py
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+export ANSIBLE_PYTHON_INTERPRETER := /usr/bin/python3
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+
+SCENARIOS ?= $(sort $(filter-out shared,$(notdir $(wildcard molecule/*))))
+
+.PHONY: help deps test lint unit molecule build demo demo-destroy clean
+
+help:
+	@echo "make demo          boot a lab host, run playbooks/site.yml against it, show the result"
+	@echo "make demo-destroy  remove the lab host"
+	@echo "make test          lint, unit tests and every Molecule scenario, with a summary"
+	@echo "make lint | unit | build | molecule SCENARIOS=bridge | clean"
+
+deps:
+	@bash scripts/install-deps.sh
+
+test: deps
+	@$(VENV)/bin/python scripts/run-tests.py --scenarios "$(SCENARIOS)"
+
+lint: deps
+	yamllint -s .
+	ansible-lint --profile production
+
+unit: deps
+	pytest -q tests/unit
+
+molecule: deps
+	@for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done
+
+build: deps
+	mkdir -p build && ansible-galaxy collection build --force --output-path build .
+
+demo: deps
+	@bash scripts/demo.sh up
+
+demo-destroy: deps
+	@bash scripts/demo.sh down
+
+clean:
+	-$(VENV)/bin/python molecule/shared/labhost.py destroy-all
+	rm -rf build .cache/molecule tests/output

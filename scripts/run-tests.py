@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""`make test`: every check of the collection, one stage after another, with a summary.
+
+Stages: yamllint, ansible-lint (production profile), collection build, ansible-doc of every plugin,
+unit tests (pytest), then `molecule test` of each scenario. Every stage runs even if an earlier
+one failed, so one run shows every failure. Test counts come from the JUnit reports of pytest and
+of the testinfra verifiers; a stage that fails outside its tests (lint, idempotence, converge)
+counts as one failed test. Prints each stage's duration and exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def junit_counts(path: Path) -> tuple[int, int, int]:
+    """(passed, failed, skipped) from a JUnit XML report; zeros if it does not exist."""
+    if not path.exists():
+        return 0, 0, 0
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    tests = failed = skipped = 0
+    for suite in suites:
+        tests += int(suite.get("tests", 0))
+        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped += int(suite.get("skipped", 0))
+    return tests - failed - skipped, failed, skipped
+
+
+class Stage:
+    def __init__(self, name: str, cmd: list[str], junit: Path | None = None):
+        self.name, self.cmd, self.junit = name, cmd, junit
+        self.rc = None
+        self.seconds = 0.0
+        self.counts = (0, 0, 0)
+
+    def run(self, env: dict) -> None:
+        print(f"\n===== {self.name}: {' '.join(self.cmd)}", flush=True)
+        if self.junit and self.junit.exists():
+            self.junit.unlink()
+        started = time.monotonic()
+        self.rc = subprocess.call(self.cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+        self.seconds = time.monotonic() - started
+        passed, failed, skipped = junit_counts(self.junit) if self.junit else (0, 0, 0)
+        if self.rc == 0 and not self.junit:
+            passed = 1
+        if self.rc != 0 and failed == 0:
+            failed = 1  # the stage failed outside its test cases (lint, converge, idempotence...)
+        if self.rc == 0 and failed:
+            self.rc = 1
+        self.counts = (passed, failed, skipped)
+        status = "PASSED" if self.rc == 0 else "FAILED"
+        print(f"===== {self.name}: {status} in {self.seconds:.0f} s", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", default="", help="Molecule scenarios (space separated)")
+    args = parser.parse_args()
+
+    reports = Path(tempfile.mkdtemp(prefix="jailhost-test-"))
+    env = dict(os.environ, MOLECULE_JUNIT_DIR=str(reports))
+    py = sys.executable
+    venv_bin = Path(py).parent
+    stages = [
+        Stage("yamllint", [str(venv_bin / "yamllint"), "-s", "."]),
+        Stage("ansible-lint", [str(venv_bin / "ansible-lint"), "--profile", "production"]),
+        Stage("collection build", ["bash", "-c", "mkdir -p build && " + str(venv_bin / "ansible-galaxy")
+                                   + " collection build --force --output-path build ."]),
+        Stage("ansible-doc", [py, str(ROOT / "scripts/check-docs.py")]),
+        Stage("unit tests", [py, "-m", "pytest", "-q", "tests/unit", f"--junitxml={reports / 'unit.xml'}"],
+              reports / "unit.xml"),
+    ]
+    for scenario in args.scenarios.split():
+        stages.append(Stage(f"molecule {scenario}", [str(venv_bin / "molecule"), "test", "-s", scenario],
+                            reports / f"molecule-{scenario}.xml"))
+
+    started = time.monotonic()
+    for stage in stages:
+        stage.run(env)
+
+    print("\n===== summary " + "=" * 56)
+    print(f"{'stage':<28} {'result':<8} {'passed':>6} {'failed':>6} {'skipped':>7} {'seconds':>8}")
+    for s in stages:
+        print(f"{s.name:<28} {'ok' if s.rc == 0 else 'FAILED':<8} {s.counts[0]:>6} {s.counts[1]:>6} "
+              f"{s.counts[2]:>7} {s.seconds:>8.0f}")
+    passed = sum(s.counts[0] for s in stages)
+    failed = sum(s.counts[1] for s in stages)
+    skipped = sum(s.counts[2] for s in stages)
+    print(f"total time {time.monotonic() - started:.0f} s")
+    line = f"{passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line)
+    return 1 if failed or any(s.rc != 0 for s in stages) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
