@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make test`: every check of the collection, one stage after another, with a summary.
 
-Stages: yamllint, ansible-lint (production profile), collection build, ansible-doc of every plugin,
+Stages: yamllint, ansible-lint (production profile), the collection tarball (built, installed and
+used by FQCN outside the repository), ansible-doc of every plugin,
 unit tests (pytest), then `molecule test` of each scenario. Every stage runs even if an earlier
 one failed, so one run shows every failure. Test counts come from the JUnit reports of pytest and
 of the testinfra verifiers; a stage that fails outside its tests (lint, idempotence, converge)
@@ -74,8 +75,7 @@ def main() -> int:
     stages = [
         Stage("yamllint", [str(venv_bin / "yamllint"), "-s", "."]),
         Stage("ansible-lint", [str(venv_bin / "ansible-lint"), "--profile", "production"]),
-        Stage("collection build", ["bash", "-c", "mkdir -p build && " + str(venv_bin / "ansible-galaxy")
-                                   + " collection build --force --output-path build ."]),
+        Stage("collection tarball", ["bash", "scripts/check-tarball.sh"]),
         Stage("ansible-doc", [py, str(ROOT / "scripts/check-docs.py")]),
         Stage("unit tests", [py, "-m", "pytest", "-q", "tests/unit", f"--junitxml={reports / 'unit.xml'}"],
               reports / "unit.xml"),
