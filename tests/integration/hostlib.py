@@ -8,6 +8,7 @@ any host converged with the same variables, e.g.:
 
 from __future__ import annotations
 
+import shlex
 import time
 import uuid
 from pathlib import Path
@@ -59,11 +60,11 @@ def reboot(host, timeout: float = 120) -> None:
 COLLECTIONS = Path(__file__).resolve().parents[2] / ".cache" / "collections"
 
 
-def run_role(host, role: str, role_vars: dict, tmp_path: Path, check: bool = False):
-    """Run one role of the collection against the test host with ansible-playbook.
+def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, check: bool = False):
+    """Run one play (a dict without 'hosts') against the test host with ansible-playbook.
 
     Works with the ansible backend (Molecule's inventory) and the ssh backend (plain pytest).
-    Returns the CompletedProcess; output is in .stdout.
+    Returns the CompletedProcess; the play's output is in .stdout, errors also in .stderr.
     """
     import json
     import os
@@ -78,8 +79,8 @@ def run_role(host, role: str, role_vars: dict, tmp_path: Path, check: bool = Fal
         if backend.ssh_identity_file:
             extra.append(f"--private-key={backend.ssh_identity_file}")
     playbook = tmp_path / "play.yml"
-    playbook.write_text(f"- hosts: {target}\n  gather_facts: false\n  roles:\n    - role: {role}\n")
-    (tmp_path / "vars.json").write_text(json.dumps(role_vars))
+    playbook.write_text(json.dumps([{"hosts": target, "gather_facts": False, **play}]))
+    (tmp_path / "vars.json").write_text(json.dumps(extra_vars or {}))
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
                ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_STDOUT_CALLBACK="default",
                ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
@@ -87,7 +88,12 @@ def run_role(host, role: str, role_vars: dict, tmp_path: Path, check: bool = Fal
     cmd = ["ansible-playbook", "-i", inventory, *extra, str(playbook), "-e", f"@{tmp_path / 'vars.json'}"]
     if check:
         cmd.append("--check")
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+def run_role(host, role: str, role_vars: dict, tmp_path: Path, check: bool = False):
+    """Run one role of the collection against the test host (see run_play)."""
+    return run_play(host, {"roles": [{"role": role}]}, tmp_path, extra_vars=role_vars, check=check)
 
 
 def host_state(host, paths: list[str]) -> dict:
@@ -99,3 +105,38 @@ def host_state(host, paths: list[str]) -> dict:
         "links": host.check_output("ip -br link | awk '{print $1}' | sort"),
         "files": files,
     }
+
+
+def jail_pids(host, name: str) -> tuple[int, int, list[int]]:
+    """(firejail parent, sandbox child, daemon PIDs) of jail NAME, read from systemd and
+    /run/firejail directly (not through the module under test)."""
+    main = int(host.check_output(f"systemctl show -p MainPID --value jailhost-{name}.service"))
+    assert main, f"jail {name} is not running"
+    child = int(host.check_output(f"cat /run/firejail/sandbox/{main}"))
+    daemons = [int(p) for p in host.check_output(f"cat /proc/{child}/task/*/children").split()]
+    return main, child, daemons
+
+
+def proc_status(host, pid: int) -> dict:
+    """/proc/PID/status as a dict of strings."""
+    text = host.check_output(f"cat /proc/{pid}/status")
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
+
+
+def in_jail(host, pid: int, command: str):
+    """Run COMMAND in the mount, PID and network namespaces and the root directory (the chroot) of
+    a jail process, as root of the host: this observes the jail's view of files, processes and
+    network; it is not an attack (the escape battery attacks from inside the sandbox)."""
+    return host.run(f"nsenter -t {pid} -m -p -n -r -w -- sh -c {shlex.quote(command)}")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2):
+    """Poll predicate until it returns a truthy value; return it and the seconds it took."""
+    started = time.monotonic()
+    while True:
+        value = predicate()
+        if value:
+            return value, time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

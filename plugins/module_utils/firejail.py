@@ -1,0 +1,573 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, jailhost.jails contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Pure logic of the firejail sandbox engine: validate a jail definition, render its firejail
+profile and its systemd unit, and read the state of running sandboxes from /run/firejail and /proc.
+
+Nothing here runs a command; the only I/O is reading the state trees in ``parse_state``, whose
+roots are parameters so tests can point them at a fake tree. Every rendered line was verified on a
+booted Debian 12 test host with firejail 0.9.72-2 (docs/design/firejail-findings.md).
+
+A *spec* is a dict::
+
+    {
+        'name': 'web',                      # ^[a-z][a-z0-9-]*$, <= 32 characters
+        'bridge': 'br0',                    # existing bridge on the host
+        'bridge_cidr': '10.42.0.1/24',      # host address on the bridge / prefix: the jail subnet
+        'ip': '10.42.0.10',                 # jail address, inside the subnet
+        'command': ['/usr/sbin/apache2ctl', '-DFOREGROUND'],   # foreground daemon, absolute path
+        # optional
+        'root': '/var/lib/jailhost/jails/web/root',            # default from name
+        'veth_name': 'fj-web',              # host side of the veth; default 'fj-' + name if it fits
+        'defaultgw': '10.42.0.1',           # default: the bridge address
+        'hardening': {...},                 # keys of HARDENING_DEFAULTS only
+        'memory_max': '512M',               # systemd MemoryMax=; None: no limit
+        'tasks_max': 256,                   # systemd TasksMax=; None: systemd default
+        'stop_signal': 'SIGINT',            # signal the daemon gets first at stop; None: SIGTERM
+        'stop_timeout': 20,                 # TimeoutStopSec=, seconds (> 15)
+        'restart_sec': 2,
+        'description': 'Apache',
+        'profile_path': '/etc/firejail/jailhost-web.profile',
+    }
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+
+FIREJAIL = '/usr/bin/firejail'
+RUN_DIR = '/run/firejail'
+JAILS_DIR = '/var/lib/jailhost/jails'
+PROFILE_DIR = '/etc/firejail'
+UNIT_PREFIX = 'jailhost-'
+
+NAME_RE = re.compile(r'^[a-z][a-z0-9-]*$')
+NAME_MAX = 32
+# Linux interface names: at most 15 characters (IFNAMSIZ - 1).
+IFNAME_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_.-]{0,14}$')
+VETH_PREFIX = 'fj-'
+SIZE_RE = re.compile(r'^[0-9]+[KMGT]?$')
+SIGNAL_NUMBERS = {
+    'SIGHUP': 1, 'SIGINT': 2, 'SIGQUIT': 3, 'SIGUSR1': 10, 'SIGUSR2': 12, 'SIGTERM': 15,
+    'SIGWINCH': 28,
+}
+# firejail's sandbox SIGKILLs everything about 10 s after SIGTERM; systemd must wait longer.
+MIN_STOP_TIMEOUT = 16
+DEFAULT_STOP_TIMEOUT = 20
+PROTOCOLS = ('unix', 'inet', 'inet6', 'netlink', 'packet', 'bluetooth')
+
+SPEC_KEYS = frozenset((
+    'name', 'bridge', 'bridge_cidr', 'ip', 'command', 'root', 'veth_name', 'defaultgw',
+    'hardening', 'memory_max', 'tasks_max', 'stop_signal', 'stop_timeout', 'restart_sec',
+    'description', 'profile_path',
+))
+
+# Hardening switches and their defaults. Order here is the order in the profile.
+HARDENING_DEFAULTS = {
+    'private': True,
+    'private_dev': True,
+    'private_tmp': True,
+    'seccomp': True,
+    'caps_keep': [],            # [] = caps.drop all; names like 'net_bind_service' keep those
+    'nonewprivs': True,
+    'protocol': ['unix', 'inet', 'inet6'],
+    'restrict_namespaces': True,
+    'ipc_namespace': True,
+    'memory_deny_write_execute': False,
+    'disable_common': True,
+    'writable_var_log': False,
+    'netfilter': None,          # path of an iptables-restore file loaded inside the jail
+}
+BOOL_HARDENING = frozenset(k for k, v in HARDENING_DEFAULTS.items() if isinstance(v, bool))
+CAP_RE = re.compile(r'^[a-z_]+$')
+
+# One reason per directive; the profile prints it as a comment above the directive.
+REASONS = {
+    'private': 'tmpfs over /root and /home: no home directory content is visible or kept',
+    'private_dev': 'minimal /dev (null, zero, full, random, urandom, tty, pts, shm) instead of '
+                   'the whole host /dev that --chroot bind-mounts otherwise',
+    'private_tmp': 'empty tmpfs on /tmp: no leftovers or shared sockets from other runs',
+    'seccomp': "firejail's default seccomp blacklist (mount, kexec, module loading, ptrace, ...)",
+    'caps.drop all': 'empty capability bounding set: root inside the jail has no capabilities',
+    'caps.keep': 'only the capabilities the daemon needs stay in the bounding set',
+    'nonewprivs': 'no_new_privs: setuid/setcap binaries cannot gain privileges',
+    'protocol': 'socket families the daemon may open; socket() of any other family fails (EOPNOTSUPP)',
+    'restrict_namespaces': 'no new namespaces from inside the jail (unshare/clone are filtered)',
+    'ipc_namespace': 'own System V IPC namespace: no shared memory or semaphores with the host',
+    'memory_deny_write_execute': 'no writable+executable mappings (breaks JITs: PostgreSQL jit=off)',
+    'disable_common': "firejail's blacklist of sensitive files and su/sudo inside the jail",
+    'writable_var_log': "keep the jail root's /var/log instead of firejail's tmpfs (logs survive)",
+    'netfilter': 'iptables-restore rules loaded inside the jail network namespace',
+    'deterministic-shutdown': 'the sandbox ends when the daemon ends, killing any leftover process',
+    'deterministic-exit-code': "firejail exits with the daemon's exit status, so systemd sees "
+                               'crashes and Restart=on-failure works',
+}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def jail_root(spec: dict) -> str:
+    return spec.get('root') or f"{JAILS_DIR}/{spec['name']}/root"
+
+
+def profile_path(spec: dict) -> str:
+    return spec.get('profile_path') or f"{PROFILE_DIR}/{UNIT_PREFIX}{spec['name']}.profile"
+
+
+def unit_name(spec: dict) -> str:
+    return f"{UNIT_PREFIX}{spec['name']}.service"
+
+
+def veth_name(spec: dict) -> str | None:
+    """Host side of the jail's veth: explicit, else 'fj-NAME' when that fits IFNAMSIZ."""
+    if spec.get('veth_name'):
+        return spec['veth_name']
+    candidate = VETH_PREFIX + spec['name']
+    return candidate if IFNAME_RE.match(candidate) else None
+
+
+def hardening(spec: dict) -> dict:
+    merged = dict(HARDENING_DEFAULTS)
+    merged.update(spec.get('hardening') or {})
+    return merged
+
+
+def validate_spec(spec) -> list[str]:
+    """All problems of a sandbox definition, as messages naming the key at fault; [] if valid."""
+    if not isinstance(spec, dict):
+        return ['spec must be a dict']
+    errors = []
+    unknown = sorted(set(spec) - SPEC_KEYS)
+    if unknown:
+        errors.append(f"unknown keys: {', '.join(unknown)}")
+
+    name = spec.get('name')
+    if not isinstance(name, str) or not name:
+        errors.append('name is required (a string)')
+    else:
+        if len(name) > NAME_MAX:
+            errors.append(f'name {name!r} is longer than {NAME_MAX} characters')
+        if name.isdigit():
+            errors.append(f'name {name!r} is all digits: firejail would take it for a PID')
+        elif not NAME_RE.match(name):
+            errors.append(f'name {name!r} must match {NAME_RE.pattern}')
+
+    bridge = spec.get('bridge')
+    if not isinstance(bridge, str) or not IFNAME_RE.match(bridge):
+        errors.append('bridge must be an interface name (letter first, at most 15 characters)')
+
+    network = gateway = None
+    cidr = spec.get('bridge_cidr')
+    try:
+        iface = ipaddress.IPv4Interface(cidr)
+        if '/' not in str(cidr):
+            raise ValueError('no prefix')
+        network, gateway = iface.network, iface.ip
+        if network.prefixlen > 30:
+            errors.append(f'bridge_cidr {cidr!r}: prefix longer than /30 leaves no room for jails')
+        elif gateway in (network.network_address, network.broadcast_address):
+            errors.append(f'bridge_cidr {cidr!r} must be a host address with its prefix, '
+                          'e.g. 10.42.0.1/24')
+    except (ValueError, TypeError):
+        errors.append(f'bridge_cidr {cidr!r} must be an IPv4 address with prefix, e.g. 10.42.0.1/24')
+        network = None
+
+    def _address(key, value):
+        try:
+            addr = ipaddress.IPv4Address(value)
+        except (ValueError, TypeError):
+            errors.append(f'{key} {value!r} is not an IPv4 address')
+            return None
+        if network is not None:
+            if addr not in network:
+                errors.append(f'{key} {value} is outside the bridge subnet {network}')
+            elif addr in (network.network_address, network.broadcast_address):
+                errors.append(f'{key} {value} is the network or broadcast address of {network}')
+        return addr
+
+    ip = _address('ip', spec.get('ip'))
+    if ip is not None and gateway is not None and ip == gateway:
+        errors.append(f'ip {ip} is the host address on the bridge')
+    if spec.get('defaultgw') is not None:
+        _address('defaultgw', spec.get('defaultgw'))
+
+    command = spec.get('command')
+    if not isinstance(command, list) or not command:
+        errors.append('command must be a non-empty list of strings')
+    elif not all(isinstance(a, str) for a in command):
+        errors.append('command must contain only strings')
+    elif not command[0].startswith('/'):
+        errors.append(f'command[0] {command[0]!r} must be an absolute path inside the jail root')
+    elif any('\n' in a or '\0' in a for a in command):
+        errors.append('command arguments must not contain newlines or NUL')
+
+    for key in ('root', 'profile_path'):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, str) or not value.startswith('/')
+                                  or value.rstrip('/') == '' or any(c.isspace() for c in value)
+                                  or '..' in value.split('/')):
+            errors.append(f'{key} {value!r} must be an absolute path without spaces or ".."')
+
+    if spec.get('veth_name') is not None:
+        if not isinstance(spec['veth_name'], str) or not IFNAME_RE.match(spec['veth_name']):
+            errors.append('veth_name must be an interface name (letter first, at most 15 characters)')
+
+    hard = spec.get('hardening')
+    if hard is not None and not isinstance(hard, dict):
+        errors.append('hardening must be a dict')
+    elif hard:
+        unknown = sorted(set(hard) - set(HARDENING_DEFAULTS))
+        if unknown:
+            errors.append(f"unknown hardening keys: {', '.join(unknown)} "
+                          f"(known: {', '.join(HARDENING_DEFAULTS)})")
+        for key in sorted(BOOL_HARDENING & set(hard)):
+            if not isinstance(hard[key], bool):
+                errors.append(f'hardening.{key} must be true or false')
+        if 'caps_keep' in hard:
+            caps = hard['caps_keep']
+            if not isinstance(caps, list) or not all(isinstance(c, str) and CAP_RE.match(c)
+                                                      for c in caps):
+                errors.append('hardening.caps_keep must be a list of capability names '
+                              '(lowercase, without cap_), e.g. [net_bind_service]')
+        if 'protocol' in hard:
+            proto = hard['protocol']
+            if not isinstance(proto, list) or not proto or not all(p in PROTOCOLS for p in proto):
+                errors.append(f"hardening.protocol must be a non-empty list of {', '.join(PROTOCOLS)}")
+        if hard.get('netfilter') is not None:
+            nf = hard['netfilter']
+            if not isinstance(nf, str) or not nf.startswith('/') or any(c.isspace() for c in nf):
+                errors.append('hardening.netfilter must be an absolute path without spaces')
+
+    memory_max = spec.get('memory_max')
+    if memory_max is not None and not (
+            (_is_int(memory_max) and memory_max > 0)
+            or (isinstance(memory_max, str) and SIZE_RE.match(memory_max))):
+        errors.append(f'memory_max {memory_max!r} must be bytes or a size like 512M')
+    tasks_max = spec.get('tasks_max')
+    if tasks_max is not None and not (_is_int(tasks_max) and tasks_max > 0):
+        errors.append(f'tasks_max {tasks_max!r} must be a positive integer')
+
+    stop_signal = spec.get('stop_signal')
+    if stop_signal is not None and stop_signal not in SIGNAL_NUMBERS:
+        errors.append(f"stop_signal {stop_signal!r} must be one of {', '.join(SIGNAL_NUMBERS)}")
+    stop_timeout = spec.get('stop_timeout')
+    if stop_timeout is not None and not (_is_int(stop_timeout) and stop_timeout >= MIN_STOP_TIMEOUT):
+        errors.append(f'stop_timeout must be an integer >= {MIN_STOP_TIMEOUT} seconds '
+                      "(firejail SIGKILLs the sandbox 10 s after SIGTERM)")
+    restart_sec = spec.get('restart_sec')
+    if restart_sec is not None and not (_is_int(restart_sec) and restart_sec >= 0):
+        errors.append('restart_sec must be a non-negative integer')
+    description = spec.get('description')
+    if description is not None and (not isinstance(description, str) or '\n' in description):
+        errors.append('description must be a single-line string')
+    return errors
+
+
+def _firejail_args(spec: dict) -> list[str]:
+    """The firejail command line of the jail (identity, root and network; hardening is in the
+    profile, because --chroot and the network options cannot be profile lines for root)."""
+    args = [FIREJAIL, f'--profile={profile_path(spec)}', f"--name={spec['name']}",
+            f'--chroot={jail_root(spec)}', f"--net={spec['bridge']}"]
+    veth = veth_name(spec)
+    if veth:
+        args.append(f'--veth-name={veth}')
+    gateway = spec.get('defaultgw') or str(ipaddress.IPv4Interface(spec['bridge_cidr']).ip)
+    args += [f"--ip={spec['ip']}", f'--defaultgw={gateway}', '--']
+    return args + list(spec['command'])
+
+
+def render_profile(spec: dict) -> str:
+    """The firejail profile of the jail: every hardening directive with its reason above it."""
+    hard = hardening(spec)
+    lines = [
+        f"# firejail profile of jail {spec['name']} - generated by jailhost.jails, do not edit.",
+        '# Used with --profile= instead of the default server.profile. --name, --chroot and the',
+        '# network options are on the command line of the systemd unit.',
+        '',
+    ]
+
+    def directive(reason_key, line):
+        lines.append(f'# {REASONS[reason_key]}')
+        lines.append(line)
+
+    for flag in ('private', 'private_dev', 'private_tmp', 'seccomp'):
+        if hard[flag]:
+            directive(flag, flag.replace('_', '-'))
+    if hard['caps_keep']:
+        directive('caps.keep', 'caps.keep ' + ','.join(hard['caps_keep']))
+    else:
+        directive('caps.drop all', 'caps.drop all')
+    if hard['nonewprivs']:
+        directive('nonewprivs', 'nonewprivs')
+    if hard['protocol']:
+        directive('protocol', 'protocol ' + ','.join(hard['protocol']))
+    for flag in ('restrict_namespaces', 'ipc_namespace', 'memory_deny_write_execute'):
+        if hard[flag]:
+            directive(flag, flag.replace('_', '-'))
+    if hard['disable_common']:
+        directive('disable_common', 'include disable-common.inc')
+    if hard['writable_var_log']:
+        directive('writable_var_log', 'writable-var-log')
+    if hard['netfilter']:
+        directive('netfilter', f"netfilter {hard['netfilter']}")
+    directive('deterministic-shutdown', 'deterministic-shutdown')
+    directive('deterministic-exit-code', 'deterministic-exit-code')
+    return '\n'.join(lines) + '\n'
+
+
+def systemd_quote(arg: str) -> str:
+    """One argument for an Exec*= line: % and $ escaped, double quotes when needed."""
+    escaped = arg.replace('%', '%%').replace('$', '$$')
+    if re.match(r'^[A-Za-z0-9_@%+=:,./$-]+$', escaped) and escaped != ';':
+        return escaped
+    escaped = escaped.replace('\\', '\\\\').replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def stop_command(signal_name: str, wait_seconds: int) -> str:
+    """ExecStop= that gives the daemon `signal_name` before systemd's SIGTERM reaches firejail.
+
+    The daemon is every child of the sandbox child, whose host PID firejail writes to
+    /run/firejail/sandbox/$MAINPID. The command then waits (at most wait_seconds) until the
+    sandbox child is gone; with deterministic-shutdown it ends when the daemon ends.
+    """
+    sig = signal_name[3:] if signal_name.startswith('SIG') else signal_name
+    script = (
+        'read c < /run/firejail/sandbox/$MAINPID || exit 0; '
+        f'for p in $(cat /proc/$c/task/$c/children); do kill -s {sig} $p; done; '
+        f'i=0; while [ -e /proc/$c ] && [ $i -lt {wait_seconds * 10} ]; '
+        'do sleep 0.1; i=$((i+1)); done'
+    )
+    return "/bin/sh -c '" + script.replace('%', '%%').replace('$', '$$') + "'"
+
+
+def render_unit(spec: dict) -> str:
+    """The systemd unit of the jail (jailhost-NAME.service)."""
+    name = spec['name']
+    root = jail_root(spec)
+    stop_timeout = spec.get('stop_timeout') or DEFAULT_STOP_TIMEOUT
+    restart_sec = spec.get('restart_sec')
+    restart_sec = 2 if restart_sec is None else restart_sec
+    description = spec.get('description') or f'jailhost jail {name} (firejail sandbox)'
+    success = ['143']
+    stop_signal = spec.get('stop_signal')
+    if stop_signal and stop_signal != 'SIGTERM':
+        success.append(str(128 + SIGNAL_NUMBERS[stop_signal]))
+
+    lines = [
+        f'# systemd unit of jail {name} - generated by jailhost.jails, do not edit.',
+        '[Unit]',
+        f'Description={description.replace("%", "%%")}',
+        'Documentation=man:firejail(1)',
+        '# The overlay root (a .mount unit) must be mounted before firejail chroots into it.',
+        f'RequiresMountsFor={root}',
+        '# The bridge must exist: firejail --net fails otherwise.',
+        'Wants=network-online.target',
+        'After=network-online.target',
+        '# Never give up restarting (a bridge that comes late at boot, a crash loop): each try',
+        '# costs one firejail start every RestartSec; NRestarts shows the loop.',
+        'StartLimitIntervalSec=0',
+        '',
+        '[Service]',
+        '# firejail never daemonizes; the daemon runs in the foreground inside the sandbox.',
+        'Type=simple',
+        'ExecStart=' + ' '.join(systemd_quote(a) for a in _firejail_args(spec)),
+    ]
+    if stop_signal and stop_signal != 'SIGTERM':
+        lines += [
+            f'# The daemon gets {stop_signal} first (its fast shutdown); the firejail parent only',
+            '# forwards SIGTERM.',
+            'ExecStop=' + stop_command(stop_signal, stop_timeout - 5),
+        ]
+    lines += [
+        '# deterministic-exit-code: a crashed daemon ends firejail with its exit status.',
+        'Restart=on-failure',
+        '# firejail has no SIGHUP handler: a HUP kills the parent, which systemd counts as clean.',
+        'RestartForceExitStatus=SIGHUP',
+        f'RestartSec={restart_sec}',
+        '# SIGTERM to the firejail parent only; it forwards it and SIGKILLs the sandbox after 10 s.',
+        'KillMode=mixed',
+        'KillSignal=SIGTERM',
+        f"SuccessExitStatus={' '.join(success)}",
+        f'TimeoutStopSec={stop_timeout}',
+    ]
+    if spec.get('memory_max') is not None or spec.get('tasks_max') is not None:
+        lines += [
+            '# firejail 0.9.72 has no --cgroup: limits come from systemd, enforced only where',
+            '# "systemctl show -p MemoryCurrent,TasksCurrent" gives numbers, not [not set].',
+        ]
+    if spec.get('memory_max') is not None:
+        lines.append(f"MemoryMax={spec['memory_max']}")
+    if spec.get('tasks_max') is not None:
+        lines.append(f"TasksMax={spec['tasks_max']}")
+    lines += ['', '[Install]', 'WantedBy=multi-user.target']
+    return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------------------------------------
+# State
+
+STATUS_FIELDS = {
+    'Name': 'comm', 'Seccomp': 'seccomp', 'Seccomp_filters': 'seccomp_filters',
+    'NoNewPrivs': 'no_new_privs', 'CapEff': 'cap_eff', 'CapBnd': 'cap_bnd',
+    'Uid': 'uid',
+}
+INT_FIELDS = frozenset(('seccomp', 'seccomp_filters', 'no_new_privs'))
+NAMESPACES = ('pid', 'net', 'mnt', 'ipc')
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding='utf-8', errors='replace') as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _pid_file(path: str) -> int | None:
+    text = _read(path)
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def read_status(proc: str, pid: int) -> dict | None:
+    """Confinement fields of /proc/PID/status; None if the process is gone."""
+    text = _read(f'{proc}/{pid}/status')
+    if text is None:
+        return None
+    result = {'pid': pid}
+    for line in text.splitlines():
+        key, _, value = line.partition(':')
+        field = STATUS_FIELDS.get(key)
+        if field is None:
+            continue
+        value = value.strip()
+        if field in INT_FIELDS:
+            result[field] = int(value) if value.lstrip('-').isdigit() else None
+        elif field == 'uid':
+            result[field] = int(value.split()[0]) if value.split() else None
+        else:
+            result[field] = value
+    return result
+
+
+def _namespaces(proc: str, pid: int) -> dict:
+    result = {}
+    for ns in NAMESPACES:
+        try:
+            result[ns] = os.readlink(f'{proc}/{pid}/ns/{ns}')
+        except OSError:
+            result[ns] = None
+    return result
+
+
+def children(proc: str, pid: int) -> list[int]:
+    """Direct children of PID, from /proc/PID/task/*/children (all threads)."""
+    found = []
+    try:
+        tasks = sorted(os.listdir(f'{proc}/{pid}/task'))
+    except OSError:
+        return found
+    for tid in tasks:
+        text = _read(f'{proc}/{pid}/task/{tid}/children') or ''
+        found += [int(p) for p in text.split() if p.isdigit()]
+    return sorted(set(found))
+
+
+def descendants(proc: str, pid: int) -> list[int]:
+    result, todo = [], children(proc, pid)
+    while todo:
+        current = todo.pop(0)
+        if current in result:
+            continue
+        result.append(current)
+        todo += children(proc, current)
+    return result
+
+
+def parse_netmap(text: str) -> list[dict]:
+    """Lines 'bridge:ifname' (ifname is the interface inside the jail, e.g. eth0)."""
+    result = []
+    for line in (text or '').splitlines():
+        bridge, sep, ifname = line.strip().partition(':')
+        if sep and bridge:
+            result.append({'bridge': bridge, 'ifname': ifname})
+    return result
+
+
+def parse_state(run_dir: str = RUN_DIR, proc: str = '/proc') -> list[dict]:
+    """Running firejail sandboxes, read from run_dir and proc without parsing `firejail --list`.
+
+    run_dir/name/<PID> holds the sandbox name, run_dir/sandbox/<PID> the host PID of the
+    sandbox child (PID 1 of the jail's PID namespace), run_dir/network/<PID>-netmap the
+    'bridge:ifname' lines; PID is the firejail parent. Entries whose parent is gone (left behind
+    by a SIGKILLed firejail, or by a start that failed) are skipped. The daemon is every child
+    of the sandbox child; 'processes' are all its descendants with their confinement fields.
+    'confined' is True when every process has Seccomp 2 with filters added on top of PID 1's,
+    NoNewPrivs 1, and pid/net/mnt/ipc namespaces other than PID 1's. Reading sandbox/ needs root.
+    """
+    pids = set()
+    for sub in ('name', 'sandbox'):
+        try:
+            pids.update(int(e) for e in os.listdir(f'{run_dir}/{sub}') if e.isdigit())
+        except OSError:
+            pass
+    init_ns = _namespaces(proc, 1)
+    init_status = read_status(proc, 1) or {}
+    init_filters = init_status.get('seccomp_filters') or 0
+    sandboxes = []
+    for pid in sorted(pids):
+        # A SIGKILLed firejail leaves its files behind (name/ is cleaned at the next firejail
+        # start, sandbox/ of failed starts is not): the parent must be a live firejail process.
+        comm = _read(f'{proc}/{pid}/comm')
+        if comm is None or comm.strip() != 'firejail':
+            continue
+        name_text = _read(f'{run_dir}/name/{pid}')
+        child = _pid_file(f'{run_dir}/sandbox/{pid}')
+        profile_text = _read(f'{run_dir}/profile/{pid}')
+        entry = {
+            'name': name_text.strip() if name_text is not None else None,
+            'pid': pid,
+            'child_pid': child,
+            'profile': profile_text.strip() if profile_text else None,
+            'network': parse_netmap(_read(f'{run_dir}/network/{pid}-netmap')),
+            'daemon_pids': [],
+            'processes': [],
+        }
+        if child is not None and os.path.isdir(f'{proc}/{child}'):
+            entry['daemon_pids'] = children(proc, child)
+            for member in descendants(proc, child):
+                status = read_status(proc, member)
+                if status is None:
+                    continue
+                ns = _namespaces(proc, member)
+                # PID 1 of a container may already run under seccomp (systemd-nspawn does):
+                # count the filters the sandbox added on top of PID 1's.
+                filters = status.get('seccomp_filters')
+                status['seccomp_filters_added'] = (filters - init_filters
+                                                   if filters is not None else None)
+                status['namespaces_differ'] = {
+                    key: ns[key] is not None and init_ns[key] is not None and ns[key] != init_ns[key]
+                    for key in NAMESPACES
+                }
+                entry['processes'].append(status)
+        entry['confined'] = bool(entry['processes']) and all(
+            p.get('seccomp') == 2 and p.get('no_new_privs') == 1
+            and (p.get('seccomp_filters_added') is None or p['seccomp_filters_added'] > 0)
+            and all(p['namespaces_differ'].values())
+            for p in entry['processes'])
+        sandboxes.append(entry)
+    return sandboxes
+
+
+def find_sandbox(state: list[dict], name: str) -> list[dict]:
+    """Sandboxes of that exact name (more than one means a duplicate was started)."""
+    return [s for s in state if s['name'] == name]
