@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, jailhost.jails contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: jail_packages
+short_description: Install or remove Debian packages in a jail root filesystem with apt, without starting any service
+description:
+  - Manages Debian packages inside a jail root filesystem (a C(debootstrap) tree, possibly an
+    overlayfs mount) before the jail runs, by running C(apt-get) in it with C(chroot).
+  - The installed packages are read from the host with C(dpkg-query --admindir=ROOT/var/lib/dpkg),
+    without entering the root. When nothing is to be done for O(state=present) or
+    O(state=absent), the root is not touched at all. For O(state=latest), C(apt-get -s install)
+    runs in the root to learn whether an upgrade is pending; it writes nothing there.
+  - Every C(apt-get) call runs in its own private mount namespace (C(unshare --mount)) in which the
+    host's C(/dev) is bind-mounted on C(ROOT/dev) (the only mount that the maintainer scripts of
+    packages such as apache2, postgresql and php-pgsql need). These mounts are invisible on the
+    host and vanish with the namespace when apt exits, even if the module is killed.
+    C(/proc) and C(/sys) are not mounted, so maintainer scripts cannot see the host's processes.
+  - While apt installs or removes packages, C(ROOT/usr/sbin/policy-rc.d) denies every service
+    action (exit status 101), so that no postinst starts Apache, PostgreSQL or any daemon in the
+    host's namespaces. An existing C(policy-rc.d) is shadowed by a bind mount, not modified; a
+    missing one is created for the run and removed afterwards. The task fails, listing them, if
+    processes running in the root remain after apt exits.
+  - Before installing, C(apt-get -s) checks that apt knows every requested package and would install
+    it under its own name; apt would otherwise silently install the packages matching an unknown
+    name as a regular expression, or the provider of a virtual package.
+  - Commands run in the root get an empty environment apart from C(PATH), C(HOME=/root),
+    C(LC_ALL=C.UTF-8) and C(DEBIAN_FRONTEND=noninteractive); apt runs with C(-y),
+    C(Dpkg::Options::=--force-confdef) and C(Dpkg::Options::=--force-confold).
+author:
+  - jailhost.jails contributors
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details:
+      - In check mode the cache is not updated, and the existence of packages to install is not
+        checked (that may need an C(apt-get update)).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - The requested packages that change, as C(NAME=VERSION) lines before and after. In check mode
+        the version a package would be installed with is shown only when it was pinned or, for
+        O(state=latest), when apt was asked about it.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+requirements:
+  - A Linux host, where the module runs as root (C(become=true))
+  - C(dpkg-query), C(unshare), C(mount), C(chroot), C(env) and C(sh) on the host
+  - C(apt-get) and a Debian package database in the root
+options:
+  root:
+    description:
+      - The jail root filesystem. It must exist, be a directory owned by root, contain
+        C(var/lib/dpkg/status), and not be the host's C(/).
+    type: path
+    required: true
+  name:
+    description:
+      - Names of the packages, each optionally followed by C(=VERSION) to pin an exact version
+        (only with O(state=present); a different installed version is then replaced, and apt
+        refuses a downgrade).
+      - Names must follow the Debian package name syntax (lowercase letters, digits, C(+), C(-)
+        and C(.), starting with a letter or a digit). Architecture qualifiers, release
+        suffixes, wildcards and virtual packages are refused.
+      - An empty list does nothing.
+    type: list
+    elements: str
+    required: true
+    aliases: [pkg]
+  state:
+    description:
+      - V(present) installs the packages that are not installed.
+      - V(latest) also upgrades installed packages for which apt has a newer version.
+      - V(absent) removes the packages with C(apt-get remove), which keeps their configuration files
+        and also removes the packages that depend on them.
+    type: str
+    choices: [present, absent, latest]
+    default: present
+  update_cache:
+    description:
+      - Run C(apt-get update) in the root when packages are to be installed (or, for
+        O(state=latest), before asking apt for upgrades) and the cache is older than
+        O(cache_valid_time), or when apt does not know a package to install.
+      - The age of the cache is the age of C(ROOT/var/lib/apt/periodic/update-success-stamp), which
+        the module touches after every successful update. The modification time of
+        C(ROOT/var/lib/apt/lists) is not used because C(apt-get update) leaves it unchanged when the
+        indexes did not change. A missing stamp counts as an outdated cache.
+      - With O(state=present) and nothing to install, the cache is not updated.
+      - A failure to fetch any index fails the task (C(APT::Update::Error-Mode=any)).
+      - Updating the cache alone does not make the task changed; see RV(cache_updated).
+    type: bool
+    default: false
+  cache_valid_time:
+    description:
+      - With O(update_cache=true), the age in seconds under which the cache is not updated
+        (unless a package to install is not found in it). V(0) updates it on every run that
+        installs something.
+    type: int
+    default: 0
+  proxy:
+    description:
+      - URL of an HTTP proxy for apt during this run, C(http://[USER:PASSWORD@]HOST[:PORT][/]) or
+        the same with C(https://), given to C(apt-get) with the option C(-o)
+        C(Acquire::http::Proxy=URL). Nothing is written in the root.
+      - It applies to C(http://) sources only.
+      - The root's C(/etc/resolv.conf) is never changed; without a proxy, the sources must be
+        reachable with the root's own resolver configuration.
+    type: str
+  install_recommends:
+    description:
+      - Install the packages recommended by the installed packages too. When false,
+        C(--no-install-recommends) is given to apt, whatever the root's apt configuration says.
+    type: bool
+    default: false
+notes:
+  - A package whose C(dpkg) state is unpacked or half-configured (an interrupted earlier run) is
+    not installed for O(state=present); C(apt-get) then configures it.
+  - If C(dpkg) was interrupted in the root, apt fails and asks for C(dpkg --configure -a) to be
+    run in it.
+  - Packages should be installed while the jail is stopped; maintainer scripts cannot restart
+    the jail's services.
+seealso:
+  - module: ansible.builtin.apt
+"""
+
+EXAMPLES = r"""
+- name: Apache with PHP for PostgreSQL in the web jail, through the site's apt proxy
+  jailhost.jails.jail_packages:
+    root: /var/lib/jailhost/jails/web/root
+    name:
+      - apache2
+      - libapache2-mod-php
+      - php-pgsql
+    update_cache: true
+    cache_valid_time: 3600
+    proxy: http://10.254.0.1:3142
+
+- name: Latest PostgreSQL 15 in the db jail
+  jailhost.jails.jail_packages:
+    root: /var/lib/jailhost/jails/db/root
+    name: postgresql-15
+    state: latest
+    update_cache: true
+
+- name: A pinned version
+  jailhost.jails.jail_packages:
+    root: /var/lib/jailhost/jails/db/root
+    name: postgresql-client-15=15.8-0+deb12u1
+
+- name: No compiler in the web jail
+  jailhost.jails.jail_packages:
+    root: /var/lib/jailhost/jails/web/root
+    name: [gcc, make]
+    state: absent
+"""
+
+RETURN = r"""
+changed:
+  description: Whether packages were (or, in check mode, would be) installed, upgraded or removed.
+  returned: always
+  type: bool
+  sample: true
+root:
+  description: Real path of the jail root (symbolic links resolved).
+  returned: success
+  type: str
+  sample: /var/lib/jailhost/jails/web/root
+installed:
+  description:
+    - Requested packages that were not installed and were (or would be) installed.
+    - Dependencies are not listed.
+  returned: success
+  type: list
+  elements: str
+  sample: [apache2, php-pgsql]
+upgraded:
+  description:
+    - Requested packages that were installed and whose version was (or would be) changed, to the
+      candidate of apt for O(state=latest) or to the pinned version for O(state=present).
+  returned: success
+  type: list
+  elements: str
+  sample: [postgresql-15]
+removed:
+  description: Requested packages that were (or would be) removed.
+  returned: success
+  type: list
+  elements: str
+  sample: [gcc]
+cache_updated:
+  description: Whether C(apt-get update) ran in the root.
+  returned: success
+  type: bool
+  sample: false
+rc:
+  description: Exit status of the failed command.
+  returned: failure, when a command failed
+  type: int
+  sample: 100
+stdout:
+  description: Standard output of the failed command (its last lines are in C(msg)).
+  returned: failure, when a command failed
+  type: str
+stderr:
+  description: Standard error of the failed command (its last lines are in C(msg)).
+  returned: failure, when a command failed
+  type: str
+  sample: "E: Unable to locate package apache3"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.jailhost.jails.plugins.module_utils.jail_packages import (
+    STATES,
+    JailPackagesError,
+    ensure_packages,
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type='path', required=True),
+            name=dict(type='list', elements='str', required=True, aliases=['pkg']),
+            state=dict(type='str', choices=list(STATES), default='present'),
+            update_cache=dict(type='bool', default=False),
+            cache_valid_time=dict(type='int', default=0),
+            proxy=dict(type='str'),
+            install_recommends=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = ensure_packages(module)
+    except JailPackagesError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,777 @@
+# Copyright (c) 2026, jailhost.jails contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Tests of jailhost.jails.jail_packages: the pure functions of its module_utils, then the module
+against a fake dpkg and apt (run_command is mocked).
+
+One file for both: tests/unit has no __init__.py, so two test files named test_jail_packages.py
+could not be collected together.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.jailhost.jails.plugins.module_utils import jail_packages as utils
+from ansible_collections.jailhost.jails.plugins.module_utils.jail_packages import (
+    JailPackagesError,
+    Package,
+    Request,
+    Simulation,
+    apt_get,
+    cache_is_stale,
+    is_inside,
+    not_found,
+    output_tail,
+    parse_dpkg_query,
+    parse_requests,
+    parse_simulation,
+    path_in_root,
+    plan_changes,
+    processes_in,
+    start_time,
+    unexpected_resolutions,
+    upgrade_candidates,
+    validate_proxy,
+    versions_text,
+)
+from ansible_collections.jailhost.jails.plugins.modules import jail_packages
+
+PROXY = 'http://10.254.0.1:3142'
+
+
+# Pure functions
+
+
+class TestParseRequests:
+    def test_names_and_versions(self):
+        assert parse_requests(['apache2', 'libstdc++6', 'php8.2-pgsql', 'postgresql-15=15.8-0+deb12u1',
+                               'tzdata=2024a-0+deb12u1', 'libc6=2:2.36-9~bpo1'], 'present') == [
+            Request('apache2'), Request('libstdc++6'), Request('php8.2-pgsql'),
+            Request('postgresql-15', '15.8-0+deb12u1'), Request('tzdata', '2024a-0+deb12u1'),
+            Request('libc6', '2:2.36-9~bpo1'),
+        ]
+
+    def test_spec(self):
+        assert Request('apache2').spec == 'apache2'
+        assert Request('apache2', '2.4.62-1').spec == 'apache2=2.4.62-1'
+
+    def test_duplicates_are_merged(self):
+        requests = parse_requests(['curl', 'curl', 'gcc=1.0', 'gcc=1.0'], 'present')
+        assert requests == [Request('curl'), Request('gcc', '1.0')]
+
+    def test_conflicting_duplicates(self):
+        with pytest.raises(JailPackagesError, match='gcc is requested twice with different versions'):
+            parse_requests(['gcc', 'gcc=1.0'], 'present')
+
+    @pytest.mark.parametrize('name', [
+        'curl; rm -rf /', '$(id)', '`id`', 'a|b', 'curl&', '-o', '--purge', '-y', 'Apache2', 'a', 'foo bar',
+        'foo*', 'foo/bookworm', 'libc6:i386', '', '.foo', '+foo', 'foo=', 'foo=-1', 'foo=1;id', 'foo=1 2',
+        'foo\nbar', 'curl\n', 'foo=1\n', 'foo=1=2', '../etc',
+    ])
+    def test_invalid(self, name):
+        with pytest.raises(JailPackagesError, match='is not a Debian package name'):
+            parse_requests(['curl', name], 'present')
+
+    def test_every_invalid_element_is_reported(self):
+        with pytest.raises(JailPackagesError) as error:
+            parse_requests(['Foo', 'curl', '-x'], 'present')
+        assert "'Foo'" in str(error.value) and "'-x'" in str(error.value)
+
+    @pytest.mark.parametrize('state', ['absent', 'latest'])
+    def test_version_only_with_present(self, state):
+        with pytest.raises(JailPackagesError, match='a version can only be given with state=present'):
+            parse_requests(['curl=7.88.1-10'], state)
+
+
+class TestValidateProxy:
+    @pytest.mark.parametrize('url', [
+        'http://10.254.0.1:3142', 'http://10.254.0.1:3142/', 'https://proxy.example.org',
+        'http://user:p%40ss@proxy.example.org:8080/', 'http://[2001:db8::1]:3128',
+    ])
+    def test_valid(self, url):
+        assert validate_proxy(url) == url
+
+    def test_none(self):
+        assert validate_proxy(None) is None
+
+    @pytest.mark.parametrize('url', [
+        'ftp://proxy', 'socks5://proxy:1080', 'proxy:3142', '10.254.0.1:3142', 'http://', 'http://:3142',
+        'http://proxy:99999', 'http://proxy:0', 'http://proxy:port', 'http://proxy/path', 'http://proxy/?a=b',
+        'http://proxy#x', 'http://proxy 3142', 'http://proxy"', "http://pro'xy\n", 'http://proxy\\x', '',
+        'http://proxy;rm -rf /', 'http://proxy:3142\n',
+    ])
+    def test_invalid(self, url):
+        with pytest.raises(JailPackagesError, match='is not the URL of an HTTP proxy'):
+            validate_proxy(url)
+
+
+class TestDpkgDatabase:
+    def test_parse(self):
+        packages = parse_dpkg_query(
+            'apache2\tinstalled\t2.4.62-1~deb12u2\n'
+            'gcc\tconfig-files\t4:12.2.0-3\n'
+            'libc6\tinstalled\t2.36-9+deb12u7\n'
+            'libc6\tnot-installed\t\n'
+            'libfoo1\tnot-installed\t\n'
+            'libfoo1\tinstalled\t1.0\n'
+            'php8.2-pgsql\tunpacked\t8.2.20-1\n'
+            '\n'
+        )
+        assert packages['apache2'] == Package('installed', '2.4.62-1~deb12u2')
+        # One installed architecture is enough, whatever the order.
+        assert packages['libc6'].installed and packages['libfoo1'].installed
+        assert not packages['gcc'].installed and not packages['gcc'].present
+        assert not packages['php8.2-pgsql'].installed and packages['php8.2-pgsql'].present
+
+    @pytest.mark.parametrize('status, installed, present', [
+        ('installed', True, True), ('triggers-pending', True, True), ('triggers-awaited', True, True),
+        ('half-configured', False, True), ('unpacked', False, True), ('half-installed', False, True),
+        ('config-files', False, False), ('not-installed', False, False),
+    ])
+    def test_statuses(self, status, installed, present):
+        package = Package(status, '1.0')
+        assert (package.installed, package.present) == (installed, present)
+
+
+PACKAGES = {
+    'apache2': Package('installed', '2.4.62-1'),
+    'gcc': Package('config-files', '12'),
+    'curl': Package('installed', '7.88'),
+    'php8.2-pgsql': Package('half-configured', '8.2.20'),
+}
+
+
+class TestPlan:
+    def test_present(self):
+        requests = [Request('apache2'), Request('gcc'), Request('make'), Request('php8.2-pgsql'),
+                    Request('curl', '7.88'), Request('libc6', '2.36')]
+        plan = plan_changes(requests, 'present', PACKAGES)
+        assert plan.install == [Request('gcc'), Request('make'), Request('php8.2-pgsql'), Request('libc6', '2.36')]
+        assert plan.upgrade == [] and plan.remove == []
+        assert plan.changes
+
+    def test_present_pinned_version_change(self):
+        plan = plan_changes([Request('curl', '7.99'), Request('apache2', '2.4.62-1')], 'present', PACKAGES)
+        assert plan.install == [] and plan.upgrade == [Request('curl', '7.99')]
+        assert plan.fetch == [Request('curl', '7.99')]
+
+    def test_nothing_to_do(self):
+        for state, names in (('present', ['apache2', 'curl']), ('absent', ['gcc', 'make']), ('latest', ['apache2'])):
+            assert not plan_changes([Request(name) for name in names], state, PACKAGES).changes
+
+    def test_absent(self):
+        plan = plan_changes([Request('apache2'), Request('gcc'), Request('make'), Request('php8.2-pgsql')],
+                            'absent', PACKAGES)
+        assert plan.remove == [Request('apache2'), Request('php8.2-pgsql')]
+        assert plan.fetch == []
+
+    def test_latest(self):
+        requests = [Request('apache2'), Request('curl'), Request('make')]
+        assert upgrade_candidates(requests, 'latest', PACKAGES) == [Request('apache2'), Request('curl')]
+        plan = plan_changes(requests, 'latest', PACKAGES, {'curl'})
+        assert plan.install == [Request('make')] and plan.upgrade == [Request('curl')]
+
+    @pytest.mark.parametrize('state', ['present', 'absent'])
+    def test_apt_is_asked_only_for_latest(self, state):
+        assert upgrade_candidates([Request('apache2')], state, PACKAGES) == []
+
+
+SIMULATION = """\
+Reading package lists...
+Building dependency tree...
+Reading state information...
+The following packages will be upgraded:
+  curl libcurl4
+Inst libcurl4 [7.88.1-10] (7.88.1-10+deb12u5 Debian-Security:12/stable-security [amd64]) []
+Inst curl [7.88.1-10] (7.88.1-10+deb12u5 Debian-Security:12/stable-security [amd64])
+Inst libc6:i386 (2.36-9+deb12u7 Debian:12.6/stable [i386])
+Inst ssmtp (2.64-11 Debian:12.15/oldstable [amd64])
+Conf libcurl4 (7.88.1-10+deb12u5 Debian-Security:12/stable-security [amd64])
+Conf curl (7.88.1-10+deb12u5 Debian-Security:12/stable-security [amd64])
+Conf php8.2-pgsql (8.2.20-1~deb12u1 Debian:12.6/stable [amd64])
+"""
+
+
+class TestSimulation:
+    def test_parse(self):
+        simulation = parse_simulation(SIMULATION)
+        assert simulation.installs == {
+            'libcurl4': ('7.88.1-10', '7.88.1-10+deb12u5'),
+            'curl': ('7.88.1-10', '7.88.1-10+deb12u5'),
+            'libc6': (None, '2.36-9+deb12u7'),
+            'ssmtp': (None, '2.64-11'),
+        }
+        assert simulation.configures == {'libcurl4', 'curl', 'php8.2-pgsql'}
+        assert simulation.handles('php8.2-pgsql') and simulation.handles('ssmtp') and not simulation.handles('gcc')
+
+    def test_unexpected_resolutions(self):
+        simulation = parse_simulation(SIMULATION)
+        # "ssmtp+" is a valid package name that apt-get matches as a regular expression.
+        requests = [Request('curl'), Request('ssmtp+'), Request('php8.2-pgsql'), Request('mail-transport-agent')]
+        assert unexpected_resolutions(requests, simulation) == ['ssmtp+', 'mail-transport-agent']
+        assert unexpected_resolutions([Request('curl', '7.88.1-10+deb12u5')], simulation) == []
+        assert unexpected_resolutions([Request('curl')], Simulation()) == ['curl']
+
+    def test_not_found(self):
+        stderr = (
+            "E: Unable to locate package nosuchpkg\n"
+            "E: Unable to locate package foo+bar\n"
+            "E: Couldn't find any package by regex 'foo+bar'\n"
+            "E: Package 'mail-transport-agent' has no installation candidate\n"
+            "E: Version '1.0' for 'apache2' was not found\n"
+            "E: Unable to locate package nosuchpkg\n"
+        )
+        assert not_found(stderr) == ['nosuchpkg', 'foo+bar', 'mail-transport-agent', 'apache2']
+        assert not_found('E: Unable to correct problems, you have held broken packages.\n') == []
+
+
+class TestAptGet:
+    def test_install(self):
+        assert apt_get('install', ['apache2', 'curl=7.88'], proxy='http://10.254.0.1:3142') == [
+            'apt-get', '-q', '-y', '-o', 'Dpkg::Use-Pty=0',
+            '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold',
+            '-o', 'Acquire::http::Proxy=http://10.254.0.1:3142', '--no-install-recommends',
+            'install', 'apache2', 'curl=7.88',
+        ]
+
+    def test_install_recommends(self):
+        command = apt_get('install', ['apache2'], install_recommends=True)
+        assert '--no-install-recommends' not in command
+        assert command[-4:] == ['-o', 'APT::Install-Recommends=true', 'install', 'apache2']
+
+    def test_remove(self):
+        assert apt_get('remove', ['gcc']) == [
+            'apt-get', '-q', '-y', '-o', 'Dpkg::Use-Pty=0',
+            '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold', 'remove', 'gcc',
+        ]
+
+    def test_update(self):
+        assert apt_get('update', proxy='http://proxy:3128') == [
+            'apt-get', '-q', '-o', 'APT::Update::Error-Mode=any',
+            '-o', 'Acquire::http::Proxy=http://proxy:3128', 'update',
+        ]
+
+    def test_simulation_writes_no_cache_file_and_needs_no_proxy(self):
+        assert apt_get('install', ['curl'], proxy='http://proxy:3128', simulate=True) == [
+            'apt-get', '-q', '-s', '-o', 'Dir::Cache::pkgcache=', '-o', 'Dir::Cache::srcpkgcache=',
+            '--no-install-recommends', 'install', 'curl',
+        ]
+
+
+def test_cache_is_stale():
+    assert cache_is_stale(None, 1000.0, 3600)
+    assert cache_is_stale(900.0, 1000.0, 0)
+    assert cache_is_stale(900.0, 1000.0, 99)
+    assert not cache_is_stale(900.0, 1000.0, 100)
+    assert not cache_is_stale(2000.0, 1000.0, 0)  # a stamp from the future: clock change, not stale
+
+
+def test_start_time():
+    fields = ' '.join(str(number) for number in range(4, 53))  # fields 4 to 52
+    assert start_time(f'4242 (a) b (c) S {fields}') == '22'
+
+
+def test_is_inside():
+    assert is_inside('/var/lib/jt/root', '/var/lib/jt/root')
+    assert is_inside('/var/lib/jt/root/usr/sbin', '/var/lib/jt/root')
+    assert not is_inside('/var/lib/jt/root2', '/var/lib/jt/root')
+    assert not is_inside('/', '/var/lib/jt/root')
+
+
+def test_processes_in():
+    # Every process of the test runs in "/"; none in a directory below it.
+    with open(f'/proc/{os.getpid()}/cmdline', 'rb') as handle:
+        my_command = handle.read().replace(b'\0', b' ').decode().strip()
+    mine = processes_in('/')
+    assert [command for (pid, _start), command in mine.items() if pid == os.getpid()] == [my_command]
+    assert processes_in('/nonexistent/root') == {}
+
+
+def test_path_in_root(tmp_path):
+    root = str(tmp_path)
+    (tmp_path / 'usr' / 'sbin').mkdir(parents=True)
+    (tmp_path / 'sbin').symlink_to('usr/sbin')
+    (tmp_path / 'dev').symlink_to('/dev')
+    assert path_in_root(root, 'usr/sbin') == os.path.join(root, 'usr/sbin')
+    assert path_in_root(root, 'sbin') == os.path.join(root, 'usr/sbin')
+    with pytest.raises(JailPackagesError, match='resolves to /dev, outside the root'):
+        path_in_root(root, 'dev')
+
+
+def test_output_tail():
+    stdout = ''.join(f'line {number}\n' for number in range(40)) + 'Reading package lists...\n'
+    tail = output_tail(stdout, 'E: Sub-process /usr/bin/dpkg returned an error code (1)\n')
+    assert tail.splitlines()[0] == 'line 25'
+    assert tail.splitlines()[-1] == 'E: Sub-process /usr/bin/dpkg returned an error code (1)'
+
+
+def test_versions_text():
+    assert versions_text({'curl': '7.88', 'apache2': None}) == 'apache2\ncurl=7.88\n'
+    assert versions_text({}) == ''
+
+
+# The module
+
+
+class ModuleExit(Exception):
+    """exit_json or fail_json was called; ``result`` holds what the module returned."""
+
+    def __init__(self, result):
+        super().__init__(result)
+        self.result = result
+
+
+class FakeDebian:
+    """The dpkg database and apt of a jail root: what dpkg-query lists and what apt-get does."""
+
+    def __init__(self, root):
+        self.root = root
+        # name -> (dpkg status, version)
+        self.db = {'base-files': ('installed', '12.4'), 'gcc': ('config-files', '12')}
+        # What the lists of the root know, and what they know after apt-get update.
+        self.cache = {'apache2': '2.4.62-1', 'curl': '7.88-1', 'base-files': '12.4', 'gcc': '12', 'libapr1': '1.7'}
+        self.mirror = dict(self.cache)
+        self.calls = []
+        self.policy_seen = []
+        self.processes = {}
+        self.start_on_install = {}
+        self.install_error = None
+        self.install_ignores = set()
+        self.missing_binaries = set()
+
+    def apt_calls(self):
+        return [call for call in self.calls if call[0] == 'apt-get']
+
+    def changing_calls(self):
+        """apt-get commands that change the root."""
+        return [call for call in self.apt_calls() if '-s' not in call]
+
+    def run_command(self, args, **_kwargs):
+        args = list(args)
+        if args[0].endswith('dpkg-query'):
+            self.calls.append(args)
+            assert args[1] == f'--admindir={self.root}/var/lib/dpkg'
+            return 0, ''.join(f'{name}\t{status}\t{version}\n' for name, (status, version) in self.db.items()), ''
+        assert args[0].endswith('/env') and args[1] == '-i'
+        index = args.index('apt-get')
+        mount, chroot, root, policy = args[index - 4:index]
+        assert (mount, chroot, root) == ('/usr/bin/mount', '/usr/bin/chroot', self.root)
+        apt = args[index:]
+        self.calls.append(apt)
+        self.policy_seen.append((policy, os.path.exists(os.path.join(self.root, 'usr/sbin/policy-rc.d'))))
+        if policy:
+            with open(policy, encoding='utf-8') as handle:
+                assert handle.read() == utils.POLICY_RC_D
+            assert os.stat(policy).st_mode & 0o777 == 0o755
+        action = next(word for word in apt if word in ('update', 'install', 'remove'))
+        specs = apt[apt.index(action) + 1:]
+        if action == 'update':
+            self.cache = dict(self.mirror)
+            return 0, 'Reading package lists...\n', ''
+        if action == 'remove':
+            for name in specs:
+                self.db[name] = ('config-files', self.db[name][1])
+            return 0, f'Removing {specs[0]} ...\n', ''
+        return self._install(specs, simulate='-s' in apt)
+
+    def _install(self, specs, simulate):
+        errors = []
+        lines = []
+        for spec in specs:
+            name, _sep, version = spec.partition('=')
+            if name not in self.cache:
+                errors.append(f'E: Unable to locate package {name}')
+            elif version and version != self.cache[name]:
+                errors.append(f"E: Version '{version}' for '{name}' was not found")
+            elif self.db.get(name, ('', ''))[0] != 'installed' or self.db[name][1] != self.cache[name]:
+                old = f'[{self.db[name][1]}] ' if self.db.get(name, ('', ''))[0] == 'installed' else ''
+                if name not in self.install_ignores:
+                    lines.append(f'Inst {name} {old}({self.cache[name]} Debian:12.6/stable [amd64])')
+        if errors:
+            return 100, 'Reading package lists...\n', '\n'.join(errors) + '\n'
+        if simulate:
+            return 0, 'Reading package lists...\n' + ''.join(line + '\n' for line in lines), ''
+        if self.install_error:
+            return 100, ''.join(f'output line {number}\n' for number in range(30)), self.install_error
+        for line in lines:
+            name = line.split()[1]
+            self.db[name] = ('installed', self.cache[name])
+        self.processes.update(self.start_on_install)
+        return 0, 'Setting up apache2 ...\n', ''
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """A minimal Debian root, owned by the user running the tests (who plays root)."""
+    monkeypatch.setattr(utils, 'ROOT_UID', os.getuid())
+    path = tmp_path / 'jail'
+    for directory in ('var/lib/dpkg', 'var/lib/apt/periodic', 'dev', 'usr/sbin'):
+        (path / directory).mkdir(parents=True)
+    (path / 'var/lib/dpkg/status').write_text('')
+    return path
+
+
+@pytest.fixture
+def fake(root, monkeypatch):
+    fake = FakeDebian(str(root))
+
+    def leave(self, **result):
+        raise ModuleExit(result)
+
+    def fail(self, msg, **result):
+        raise ModuleExit(dict(result, msg=msg, failed=True))
+
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', leave)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail)
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command',
+                        lambda self, args, **kwargs: fake.run_command(args, **kwargs))
+    monkeypatch.setattr(
+        basic.AnsibleModule, 'get_bin_path',
+        lambda self, name, *args, **kwargs: None if name in fake.missing_binaries else f'/usr/bin/{name}',
+    )
+    monkeypatch.setattr(utils, 'processes_in', lambda root: dict(fake.processes))
+    return fake
+
+
+def run(root, check_mode=False, diff=False, **args):
+    if 'pkg' not in args:
+        args.setdefault('name', ['apache2', 'curl'])
+    args.update(root=str(root), _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args), pytest.raises(ModuleExit) as leaving:
+        jail_packages.main()
+    return leaving.value.result
+
+
+def test_install_then_nothing_to_do(fake, root):
+    first = run(root, proxy=PROXY)
+
+    assert first['changed'] is True
+    assert (first['installed'], first['upgraded'], first['removed']) == (['apache2', 'curl'], [], [])
+    assert first['cache_updated'] is False
+    assert first['root'] == str(root)
+    simulation, install = fake.apt_calls()
+    assert '-s' in simulation and simulation[-3:] == ['install', 'apache2', 'curl']
+    assert install == [
+        'apt-get', '-q', '-y', '-o', 'Dpkg::Use-Pty=0',
+        '-o', 'Dpkg::Options::=--force-confdef', '-o', 'Dpkg::Options::=--force-confold',
+        '-o', f'Acquire::http::Proxy={PROXY}', '--no-install-recommends', 'install', 'apache2', 'curl',
+    ]
+    assert fake.db['apache2'] == ('installed', '2.4.62-1')
+
+    fake.calls.clear()
+    second = run(root, proxy=PROXY, update_cache=True)
+
+    assert second['changed'] is False
+    assert second['installed'] == [] and second['cache_updated'] is False
+    # Nothing to do: the database was read from the host, nothing ran in the root.
+    assert [call[0] for call in fake.calls] == ['/usr/bin/dpkg-query']
+
+
+def test_commands_run_in_a_private_mount_namespace_with_a_clean_environment(fake, root, monkeypatch):
+    seen = []
+    monkeypatch.setattr(basic.AnsibleModule, 'run_command',
+                        lambda self, args, **kwargs: (seen.append(list(args)), fake.run_command(args, **kwargs))[1])
+
+    run(root)
+
+    chroot_calls = [args for args in seen if args[0] == '/usr/bin/env']
+    assert chroot_calls
+    for args in chroot_calls:
+        unshare = args.index('/usr/bin/unshare')
+        assert args[1:unshare] == ['-i', *(f'{name}={value}' for name, value in utils.CHROOT_ENVIRONMENT)]
+        assert args[unshare:unshare + 8] == ['/usr/bin/unshare', '--mount', '--propagation', 'private', '--',
+                                             '/usr/bin/sh', '-c', utils.CHROOT_SCRIPT]
+
+
+def test_services_are_denied_while_apt_installs(fake, root):
+    run(root)
+
+    # The simulation runs without policy; the installation with it, the root's file existing as mount point.
+    (sim_policy, _), (install_policy, existed) = fake.policy_seen
+    assert sim_policy == '' and install_policy and existed
+    assert not (root / 'usr/sbin/policy-rc.d').exists()
+
+
+def test_an_existing_policy_rc_d_is_shadowed_not_changed(fake, root):
+    existing = root / 'usr/sbin/policy-rc.d'
+    existing.write_text('#!/bin/sh\nexit 0\n')
+
+    run(root)
+
+    assert fake.policy_seen[-1][0]
+    assert existing.read_text() == '#!/bin/sh\nexit 0\n'
+
+
+def test_a_symlinked_policy_rc_d_is_refused(fake, root):
+    (root / 'usr/sbin/policy-rc.d').symlink_to('/etc/passwd')
+
+    result = run(root)
+
+    assert result['failed'] and 'is a symbolic link' in result['msg']
+    assert fake.changing_calls() == []
+
+
+def test_check_mode_changes_nothing(fake, root):
+    result = run(root, check_mode=True, diff=True, update_cache=True, name=['apache2', 'base-files'])
+
+    assert result['changed'] is True
+    assert result['installed'] == ['apache2'] and result['cache_updated'] is False
+    assert result['diff']['before'] == '' and result['diff']['after'] == 'apache2\n'
+    assert [call[0] for call in fake.calls] == ['/usr/bin/dpkg-query']
+    assert 'apache2' not in fake.db
+    assert not (root / 'usr/sbin/policy-rc.d').exists()
+
+
+def test_diff_with_versions(fake, root):
+    fake.db['curl'] = ('installed', '7.80-1')
+
+    result = run(root, diff=True, name=['apache2', 'curl=7.88-1', 'base-files'])
+
+    assert result['installed'] == ['apache2'] and result['upgraded'] == ['curl']
+    assert result['diff']['before'] == 'curl=7.80-1\n'
+    assert result['diff']['after'] == 'apache2=2.4.62-1\ncurl=7.88-1\n'
+
+
+def test_install_recommends(fake, root):
+    run(root, install_recommends=True)
+
+    install = fake.changing_calls()[0]
+    assert '--no-install-recommends' not in install and 'APT::Install-Recommends=true' in install
+
+
+def test_absent(fake, root):
+    fake.db['apache2'] = ('installed', '2.4.62-1')
+
+    check = run(root, check_mode=True, state='absent', name=['apache2', 'gcc', 'make'])
+    assert check['changed'] is True and check['removed'] == ['apache2']
+    assert fake.db['apache2'] == ('installed', '2.4.62-1')
+
+    result = run(root, diff=True, state='absent', pkg=['apache2', 'gcc', 'make'])
+
+    assert result['changed'] is True and result['removed'] == ['apache2'] and result['installed'] == []
+    assert fake.changing_calls()[-1][-2:] == ['remove', 'apache2']
+    assert fake.policy_seen[-1][0]
+    assert result['diff']['before'] == 'apache2=2.4.62-1\n' and result['diff']['after'] == ''
+    assert run(root, state='absent', name=['apache2'])['changed'] is False
+
+
+def test_latest(fake, root):
+    fake.db['curl'] = ('installed', '7.80-1')
+    fake.db['apache2'] = ('installed', '2.4.62-1')
+
+    check = run(root, check_mode=True, diff=True, state='latest', name=['apache2', 'curl', 'libapr1'])
+    assert check['changed'] is True
+    assert check['upgraded'] == ['curl'] and check['installed'] == ['libapr1']
+    assert check['diff']['after'] == 'curl=7.88-1\nlibapr1\n'
+    assert fake.changing_calls() == []
+
+    result = run(root, state='latest', name=['apache2', 'curl', 'libapr1'])
+    assert result['upgraded'] == ['curl'] and result['installed'] == ['libapr1']
+    assert fake.changing_calls()[-1][-2:] == ['libapr1', 'curl']
+    assert fake.db['curl'] == ('installed', '7.88-1')
+
+    fake.calls.clear()
+    assert run(root, state='latest', name=['apache2', 'curl'])['changed'] is False
+    # Only apt's opinion was asked: a simulation, nothing else.
+    assert fake.changing_calls() == [] and len(fake.apt_calls()) == 1
+
+
+def test_latest_updates_a_stale_cache_before_looking_for_upgrades(fake, root):
+    fake.db['curl'] = ('installed', '7.88-1')
+    fake.mirror['curl'] = '7.88-2'
+
+    result = run(root, state='latest', name=['curl'], update_cache=True)
+
+    assert result['cache_updated'] is True and result['upgraded'] == ['curl']
+    assert fake.apt_calls()[0][-1] == 'update'
+
+
+def test_update_cache_when_stale(fake, root):
+    result = run(root, update_cache=True, cache_valid_time=3600, proxy=PROXY)
+
+    assert result['cache_updated'] is True
+    update = fake.apt_calls()[0]
+    assert update == ['apt-get', '-q', '-o', 'APT::Update::Error-Mode=any',
+                      '-o', f'Acquire::http::Proxy={PROXY}', 'update']
+    assert (root / utils.UPDATE_STAMP).is_file()
+
+    # Fresh stamp: no update for the next installation.
+    fake.calls.clear()
+    result = run(root, update_cache=True, cache_valid_time=3600, name=['libapr1'])
+    assert result['cache_updated'] is False and result['installed'] == ['libapr1']
+    assert all(call[-1] != 'update' for call in fake.apt_calls())
+
+
+def test_cache_valid_time_zero_updates_each_time_something_is_installed(fake, root):
+    (root / utils.UPDATE_STAMP).write_text('')
+
+    assert run(root, update_cache=True)['cache_updated'] is True
+
+
+def test_unknown_package_updates_a_fresh_cache_once(fake, root):
+    (root / utils.UPDATE_STAMP).write_text('')
+    fake.mirror['php-pgsql'] = '2:93'
+
+    result = run(root, update_cache=True, cache_valid_time=3600, name=['php-pgsql'])
+
+    assert result['cache_updated'] is True and result['installed'] == ['php-pgsql']
+    assert [call[-1] for call in fake.apt_calls()] == ['php-pgsql', 'update', 'php-pgsql', 'php-pgsql']
+
+
+def test_unknown_package_without_update_cache(fake, root):
+    result = run(root, name=['apache2', 'nosuchpkg'])
+
+    assert result['failed']
+    assert result['msg'] == (f'package not found in the apt cache of {root} (not updated, see update_cache): '
+                             'nosuchpkg\nE: Unable to locate package nosuchpkg')
+    assert result['rc'] == 100 and result['stderr'] == 'E: Unable to locate package nosuchpkg\n'
+    assert fake.changing_calls() == []
+
+
+def test_unknown_package_after_update(fake, root):
+    result = run(root, name=['apache3'], update_cache=True)
+
+    assert result['failed']
+    assert result['msg'].startswith(f'package not found in the apt cache of {root} (after apt-get update): apache3\n')
+    assert [call[-1] for call in fake.changing_calls()] == ['update']
+
+
+def test_unknown_version(fake, root):
+    result = run(root, name=['curl=1.0'])
+
+    assert result['failed'] and 'package not found' in result['msg']
+    assert result['msg'].endswith(": curl\nE: Version '1.0' for 'curl' was not found")
+
+
+def test_name_apt_would_resolve_to_another_package(fake, root):
+    # apt-get accepts "apache2+" as a regular expression and installs apache2 instead.
+    fake.cache['apache2+'] = '1'
+    fake.install_ignores.add('apache2+')
+
+    result = run(root, name=['apache2+'])
+
+    assert result['failed']
+    assert result['msg'].startswith('apt would not install apache2+ under that name')
+    assert fake.changing_calls() == []
+
+
+def test_apt_failure_reports_the_end_of_its_output(fake, root):
+    fake.install_error = 'E: Sub-process /usr/bin/dpkg returned an error code (1)\n'
+
+    result = run(root)
+
+    assert result['failed'] and result['rc'] == 100
+    assert result['msg'].startswith(f'apt-get install failed in {root} (rc=100):\noutput line 15\n')
+    assert result['msg'].endswith('output line 29\nE: Sub-process /usr/bin/dpkg returned an error code (1)')
+    assert 'output line 14' not in result['msg']
+    assert result['stderr'] == fake.install_error and result['stdout'].startswith('output line 0\n')
+    assert not (root / 'usr/sbin/policy-rc.d').exists()
+
+
+def test_process_left_running_in_the_root(fake, root):
+    fake.processes = {(1, '100'): '/sbin/init'}
+    fake.start_on_install = {(4242, '5000'): '/usr/sbin/apache2 -k start'}
+
+    result = run(root)
+
+    assert result['failed']
+    assert '4242 (/usr/sbin/apache2 -k start)' in result['msg'] and '/sbin/init' not in result['msg']
+    assert not (root / 'usr/sbin/policy-rc.d').exists()
+
+
+def test_apt_success_without_the_package_installed(fake, root):
+    original = fake.run_command
+
+    def forgetful(args, **kwargs):
+        # As when apt installs the provider of a virtual package the simulation did not reveal.
+        rc, out, err = original(args, **kwargs)
+        if 'install' in args and '-s' not in args:
+            fake.db.pop('curl')
+        return rc, out, err
+
+    fake.run_command = forgetful
+    result = run(root)
+
+    assert result['failed']
+    assert result['msg'] == f'apt-get succeeded in {root} but did not leave curl as requested (state=present)'
+
+
+def test_chroot_failure(fake, root, monkeypatch):
+    monkeypatch.setattr(fake, '_install',
+                        lambda specs, simulate: (125, '', 'mount: /x/dev: mount point does not exist.\n'))
+
+    result = run(root)
+
+    assert result['failed']
+    assert result['msg'] == f'cannot run apt-get in {root}: mount: /x/dev: mount point does not exist.'
+
+
+@pytest.mark.parametrize('binary', ['chroot', 'unshare', 'dpkg-query'])
+def test_missing_binary(fake, root, binary):
+    fake.missing_binaries.add(binary)
+
+    result = run(root)
+
+    assert result['failed'] and result['msg'].startswith(f'{binary} is not installed on the host')
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'name': ['apache2', 'curl; rm -rf /']}, "invalid name: 'curl; rm -rf /' is not a Debian package name"),
+    ({'name': ['-o']}, "invalid name: '-o' is not a Debian package name"),
+    ({'name': ['curl=7.88-1'], 'state': 'latest'}, "invalid name: 'curl=7.88-1': a version can only be given"),
+    ({'proxy': 'socks5://proxy:1080'}, "proxy 'socks5://proxy:1080' is not the URL of an HTTP proxy"),
+    ({'cache_valid_time': -1}, 'cache_valid_time must not be negative'),
+])
+def test_invalid_arguments_fail_before_anything_runs(fake, root, args, message):
+    result = run(root, **args)
+
+    assert result['failed'] and result['msg'].startswith(message)
+    assert fake.calls == []
+
+
+def test_root_checks(fake, root, tmp_path, monkeypatch):
+    assert run(tmp_path / 'nowhere')['msg'] == f'root {tmp_path}/nowhere does not exist'
+    assert run('relative/root')['msg'] == 'root relative/root must be an absolute path'
+    (tmp_path / 'file').write_text('')
+    assert run(tmp_path / 'file')['msg'] == f'root {tmp_path}/file is not a directory'
+    (tmp_path / 'empty').mkdir()
+    assert run(tmp_path / 'empty')['msg'] == (f'root {tmp_path}/empty is not a Debian root filesystem '
+                                             '(no var/lib/dpkg/status)')
+    assert 'is the host itself' in run('/')['msg']
+    (tmp_path / 'link').symlink_to(root)
+    assert run(tmp_path / 'link', check_mode=True)['root'] == str(root)
+    assert fake.calls[-1][1] == f'--admindir={root}/var/lib/dpkg'
+
+
+
+def test_not_root(fake, root, monkeypatch):
+    monkeypatch.setattr(os, 'geteuid', lambda: utils.ROOT_UID + 1)
+
+    assert run(root)['msg'] == 'jail_packages must run as root on the target (use become: true)'
+    assert fake.calls == []
+
+
+def test_root_owned_by_another_user(fake, root, monkeypatch):
+    owner = os.stat(root).st_uid
+    monkeypatch.setattr(utils, 'ROOT_UID', owner + 1)
+    monkeypatch.setattr(os, 'geteuid', lambda: owner + 1)
+
+    assert run(root)['msg'] == f'root {root} is owned by uid {owner}, not by root: refusing to run apt as root in it'
+    assert fake.calls == []
+
+
+def test_dev_outside_the_root_is_refused(fake, root):
+    (root / 'dev').rmdir()
+    (root / 'dev').symlink_to('/dev')
+
+    result = run(root)
+
+    assert result['failed'] and result['msg'] == f'{root}/dev resolves to /dev, outside the root'
+    assert fake.apt_calls() == []
