@@ -23,6 +23,16 @@ def http_get(host, ip: str, port: int) -> str:
     return host.run(f"curl -s --max-time 3 http://{ip}:{port}/").stdout
 
 
+def test_firejail_is_configured_for_root_started_jails_only(host):
+    config = host.file("/etc/firejail/firejail.config")
+    for line in ("chroot yes", "force-nonewprivs yes", "restricted-network yes", "bind no"):
+        assert config.contains(f"^{line}$")
+    # No SUID bit: unprivileged users cannot reach firejail's SUID code (jails are started by root).
+    assert host.file("/usr/bin/firejail").mode == 0o755
+    owner, group, mode, path = host.check_output("dpkg-statoverride --list /usr/bin/firejail").split()
+    assert (owner, group, int(mode, 8), path) == ("root", "root", 0o755, "/usr/bin/firejail")
+
+
 @pytest.mark.parametrize("jail", JAILS, ids=NAMES)
 def test_jail_unit_is_active_enabled_and_serves_its_page(host, jail):
     unit = host.service(f"jailhost-{jail['name']}.service")
