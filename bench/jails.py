@@ -117,7 +117,8 @@ def main() -> int:
         per_jail, disk_kb, mount_s = [], [], []
         for i in range(2, args.jails + 1):
             per_jail.append(lab.converge(list(range(1, i + 1))))
-            disk_kb.append(int(lab.ssh(f"du -sk /var/lib/jailhost/jails/j{i} | cut -f1")))
+            disk_kb.append(int(lab.ssh(
+                f"du -sck /var/lib/jailhost/jails/j{i}/upper /var/lib/jailhost/jails/j{i}/work | tail -1 | cut -f1")))
             unit = lab.ssh(f"systemd-escape --path --suffix=mount /var/lib/jailhost/jails/j{i}/root").strip()
             mount_s.append(float(lab.ssh(
                 f"systemctl stop jailhost-j{i}.service; systemctl stop {unit}; "

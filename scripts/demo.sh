@@ -46,11 +46,20 @@ ssh_lab() {
 echo
 echo "================ what the lab host $NAME ($addr) has now ================"
 ssh_lab 'set -e
-echo "--- the jail bridge"; ip -br addr show dev br0
-echo "--- forwarding"; sysctl net.ipv4.ip_forward
-echo "--- our chains (filter)"; for c in JAILHOST-FWD JAILHOST-IN JAILHOST-OUT; do iptables -S $c; done
-echo "--- our chains (nat)"; iptables -t nat -S JAILHOST-DNAT; iptables -t nat -S JAILHOST-SNAT
-echo "--- hooks from the built-in chains"; iptables -S | grep -- "-j JAILHOST" ; iptables -t nat -S | grep -- "-j JAILHOST"
-echo "--- restored at boot by"; systemctl is-enabled jailhost-firewall.service'
+echo "--- the jail bridge and the published ports"
+ip -br addr show dev br0
+iptables -t nat -S JAILHOST-DNAT
+echo "--- the jails (systemd units running firejail sandboxes)"
+systemctl list-units --no-legend "jailhost-*.service"
+for j in web db; do
+    main=$(systemctl show -p MainPID --value jailhost-$j.service)
+    child=$(cat /run/firejail/sandbox/$main)
+    pid=$(cut -d" " -f1 /proc/$child/task/$child/children)
+    printf "%-4s daemon pid %-6s %s\n" $j $pid "$(grep -E "^(Seccomp|NoNewPrivs|CapEff):" /proc/$pid/status | tr -s "\t\n" "  ")"
+done'
 echo
-echo "Log in: ssh -i $key root@$addr    Remove: make demo-destroy"
+echo "--- the page, fetched from this machine through the lab host's published port 80"
+curl -s --max-time 10 "http://$addr/" | sed -e 's/<[^>]*>/ /g' -e 's/  */ /g' | grep -v '^ *$'
+echo
+echo "Open it: curl http://$addr/   curl -k https://$addr/"
+echo "Log in:  ssh -i $key root@$addr    Remove: make demo-destroy"

@@ -240,6 +240,8 @@ from ansible_collections.jailhost.jails.plugins.module_utils import firejail as 
 SANDBOX_META_DIR = "/etc/jailhost/sandboxes"
 FIREJAIL_CONFIG = "/etc/firejail/firejail.config"
 CHROOT_DIRS = ("dev", "etc", "proc", "tmp", "var", "var/tmp")
+# A started daemon must stay the same process this long before the start counts as done.
+STABLE_SECONDS = 1.0
 
 
 class Sandbox:
@@ -347,14 +349,22 @@ class Sandbox:
         return None
 
     def wait_started(self) -> dict:
+        """Wait until the daemon runs in the sandbox and is still the same process a second later
+        (a daemon that dies at once would otherwise pass for started while the unit loops)."""
         deadline = time.monotonic() + self.params["start_timeout"]
-        show = {}
+        show, seen, seen_at = {}, None, 0.0
         while time.monotonic() < deadline:
             show = self.systemctl_show()
             main_pid = int(show.get("MainPID", "0") or 0)
             entry = self.sandbox_state(main_pid)
             if show.get("ActiveState") == "active" and entry and entry["daemon_pids"]:
-                return entry
+                key = (entry["pid"], tuple(entry["daemon_pids"][:1]))
+                if key != seen:
+                    seen, seen_at = key, time.monotonic()
+                elif time.monotonic() - seen_at >= STABLE_SECONDS:
+                    return entry
+            else:
+                seen = None
             if show.get("ActiveState") == "failed":
                 break
             time.sleep(0.2)

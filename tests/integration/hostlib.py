@@ -9,6 +9,7 @@ any host converged with the same variables, e.g.:
 from __future__ import annotations
 
 import shlex
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -75,7 +76,7 @@ def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, c
         inventory, target, extra = backend.ansible_inventory, backend.host, []
     else:
         inventory, target = f"{backend.hostname},", backend.hostname
-        extra = [f"--user={backend.user or 'root'}"]
+        extra = [f"--user={backend.host.user or 'root'}"]
         if backend.ssh_identity_file:
             extra.append(f"--private-key={backend.ssh_identity_file}")
     playbook = tmp_path / "play.yml"
@@ -85,7 +86,10 @@ def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, c
                ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_STDOUT_CALLBACK="default",
                ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
-    cmd = ["ansible-playbook", "-i", inventory, *extra, str(playbook), "-e", f"@{tmp_path / 'vars.json'}"]
+    # The ansible-playbook of the venv pytest runs from, when there is one.
+    venv_playbook = Path(sys.executable).with_name("ansible-playbook")
+    playbook_cmd = str(venv_playbook) if venv_playbook.exists() else "ansible-playbook"
+    cmd = [playbook_cmd, "-i", inventory, *extra, str(playbook), "-e", f"@{tmp_path / 'vars.json'}"]
     if check:
         cmd.append("--check")
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)

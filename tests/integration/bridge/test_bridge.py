@@ -1,7 +1,7 @@
 """The bridge role on a booted host: bridge, forwarding, our chains, and the traffic they let through.
 
 Stand-in jails are network namespaces with a veth on the bridge (netlab.sh); real firejail jails
-are tested by the jails suite. Tests that reboot the host are in test_reboot.py, which runs last.
+are tested by the jails suite. Tests that reboot the host are in test_bridge_reboot.py, which runs last.
 """
 
 from __future__ import annotations
