@@ -50,10 +50,11 @@ def test_uplink_side_reaches_only_the_published_ports(host):
 
 def test_every_jail_runs_and_is_confined(host):
     for jail in ("web", "db"):
-        _, child, daemons = jail_pids(host, jail)
+        _, _, daemons = jail_pids(host, jail)
         assert daemons
-        status = host.check_output(f"grep -E '^(Seccomp|NoNewPrivs):' /proc/{daemons[0]}/status").split()
-        assert status == ["Seccomp:", "2", "NoNewPrivs:", "1"]
+        status = dict(line.split(":\t") for line in host.check_output(
+            f"grep -E '^(Seccomp|NoNewPrivs):' /proc/{daemons[0]}/status").splitlines())
+        assert status == {"Seccomp": "2", "NoNewPrivs": "1"}, f"{jail}: {status}"
 
 
 def test_the_page_comes_back_after_the_db_jail_restarts(host):
