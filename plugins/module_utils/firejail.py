@@ -25,6 +25,8 @@ A *spec* is a dict::
         'hardening': {...},                 # keys of HARDENING_DEFAULTS only
         'memory_max': '512M',               # systemd MemoryMax=; None: no limit
         'tasks_max': 256,                   # systemd TasksMax=; None: systemd default
+        'cpu_quota': '50%',                 # systemd CPUQuota=; None: no limit
+        'rlimits': {'nofile': 1024},        # firejail rlimit-* (kernel per-process limits)
         'stop_signal': 'SIGINT',            # signal the daemon gets first at stop; None: SIGTERM
         'stop_timeout': 20,                 # TimeoutStopSec=, seconds (> 15)
         'restart_sec': 2,
@@ -51,6 +53,10 @@ NAME_MAX = 32
 IFNAME_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_.-]{0,14}$')
 VETH_PREFIX = 'fj-'
 SIZE_RE = re.compile(r'^[0-9]+[KMGT]?$')
+CPU_QUOTA_RE = re.compile(r'^[1-9][0-9]*%$')
+# firejail's rlimit-* options (profile lines rlimit-NAME VALUE): enforced by the kernel for every
+# process of the jail, also where systemd's cgroup limits are not (our nspawn test hosts).
+RLIMITS = ('as', 'cpu', 'fsize', 'nofile', 'nproc', 'sigpending')
 SIGNAL_NUMBERS = {
     'SIGHUP': 1, 'SIGINT': 2, 'SIGQUIT': 3, 'SIGUSR1': 10, 'SIGUSR2': 12, 'SIGTERM': 15,
     'SIGWINCH': 28,
@@ -62,7 +68,8 @@ PROTOCOLS = ('unix', 'inet', 'inet6', 'netlink', 'packet', 'bluetooth')
 
 SPEC_KEYS = frozenset((
     'name', 'bridge', 'bridge_cidr', 'ip', 'command', 'root', 'veth_name', 'defaultgw',
-    'hardening', 'memory_max', 'tasks_max', 'stop_signal', 'stop_timeout', 'restart_sec',
+    'hardening', 'memory_max', 'tasks_max', 'cpu_quota', 'rlimits', 'stop_signal', 'stop_timeout',
+    'restart_sec',
     'description', 'profile_path',
 ))
 
@@ -102,6 +109,7 @@ REASONS = {
     'disable_common': "firejail's blacklist of sensitive files and su/sudo inside the jail",
     'writable_var_log': "keep the jail root's /var/log instead of firejail's tmpfs (logs survive)",
     'netfilter': 'iptables-restore rules loaded inside the jail network namespace',
+    'rlimit': 'kernel resource limit of every process in the jail (independent of cgroups)',
     'deterministic-shutdown': 'the sandbox ends when the daemon ends, killing any leftover process',
     'deterministic-exit-code': "firejail exits with the daemon's exit status, so systemd sees "
                                'crashes and Restart=on-failure works',
@@ -252,6 +260,19 @@ def validate_spec(spec) -> list[str]:
     tasks_max = spec.get('tasks_max')
     if tasks_max is not None and not (_is_int(tasks_max) and tasks_max > 0):
         errors.append(f'tasks_max {tasks_max!r} must be a positive integer')
+    cpu_quota = spec.get('cpu_quota')
+    if cpu_quota is not None and not (isinstance(cpu_quota, str) and CPU_QUOTA_RE.match(cpu_quota)):
+        errors.append(f'cpu_quota {cpu_quota!r} must be a percentage like 50% (200% = two CPUs)')
+    rlimits = spec.get('rlimits')
+    if rlimits is not None:
+        if not isinstance(rlimits, dict):
+            errors.append('rlimits must be a dict')
+        else:
+            for key in sorted(rlimits):
+                if key not in RLIMITS:
+                    errors.append(f"rlimits.{key} is unknown (known: {', '.join(RLIMITS)})")
+                elif not (_is_int(rlimits[key]) and rlimits[key] > 0):
+                    errors.append(f'rlimits.{key} must be a positive integer')
 
     stop_signal = spec.get('stop_signal')
     if stop_signal is not None and stop_signal not in SIGNAL_NUMBERS:
@@ -316,6 +337,8 @@ def render_profile(spec: dict) -> str:
         directive('writable_var_log', 'writable-var-log')
     if hard['netfilter']:
         directive('netfilter', f"netfilter {hard['netfilter']}")
+    for key, value in sorted((spec.get('rlimits') or {}).items()):
+        directive('rlimit', f'rlimit-{key} {value}')
     directive('deterministic-shutdown', 'deterministic-shutdown')
     directive('deterministic-exit-code', 'deterministic-exit-code')
     return '\n'.join(lines) + '\n'
@@ -397,7 +420,7 @@ def render_unit(spec: dict) -> str:
         f"SuccessExitStatus={' '.join(success)}",
         f'TimeoutStopSec={stop_timeout}',
     ]
-    if spec.get('memory_max') is not None or spec.get('tasks_max') is not None:
+    if any(spec.get(k) is not None for k in ('memory_max', 'tasks_max', 'cpu_quota')):
         lines += [
             '# firejail 0.9.72 has no --cgroup: limits come from systemd, enforced only where',
             '# "systemctl show -p MemoryCurrent,TasksCurrent" gives numbers, not [not set].',
@@ -406,6 +429,8 @@ def render_unit(spec: dict) -> str:
         lines.append(f"MemoryMax={spec['memory_max']}")
     if spec.get('tasks_max') is not None:
         lines.append(f"TasksMax={spec['tasks_max']}")
+    if spec.get('cpu_quota') is not None:
+        lines.append(f"CPUQuota={spec['cpu_quota']}")
     lines += ['', '[Install]', 'WantedBy=multi-user.target']
     return '\n'.join(lines) + '\n'
 

@@ -135,6 +135,16 @@ options:
   tasks_max:
     description: systemd C(TasksMax=) of the jail.
     type: int
+  cpu_quota:
+    description: systemd C(CPUQuota=) of the jail, e.g. C(50%) (C(200%) is two CPUs).
+    type: str
+  rlimits:
+    description:
+      - Kernel resource limits of every process in the jail (firejail C(rlimit-*)), a dict from
+        C(as), C(cpu), C(fsize), C(nofile), C(nproc) or C(sigpending) to a positive integer.
+        Unlike the cgroup limits they hold on any host. Note that C(nproc) counts all processes of
+        the jail user's uid on the host (root's, for a daemon started as root).
+    type: dict
   stop_signal:
     description:
       - Signal the daemon receives first when the jail stops, before systemd's SIGTERM reaches
@@ -377,7 +387,7 @@ class Sandbox:
         p = self.params
         spec = {"name": self.name, "bridge": p["bridge"], "ip": p["ip"], "command": p["command"],
                 "bridge_cidr": self.bridge_cidr(p["bridge"]), "stop_timeout": p["stop_timeout"]}
-        for key in ("root", "memory_max", "tasks_max", "stop_signal", "description"):
+        for key in ("root", "memory_max", "tasks_max", "cpu_quota", "rlimits", "stop_signal", "description"):
             if p[key] is not None:
                 spec[key] = p[key]
         if p["hardening"]:
@@ -523,6 +533,8 @@ def main():
             "hardening": {"type": "dict", "options": hardening_spec},
             "memory_max": {"type": "str"},
             "tasks_max": {"type": "int"},
+            "cpu_quota": {"type": "str"},
+            "rlimits": {"type": "dict"},
             "stop_signal": {"type": "str", "choices": ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP",
                                                        "SIGUSR1", "SIGUSR2", "SIGWINCH"]},
             "stop_timeout": {"type": "int", "default": 20},

@@ -124,8 +124,17 @@ def test_the_base_is_read_only_to_jails_and_jails_cost_little_disk(host):
 
 
 def test_limits_from_the_unit(host):
-    show = host.check_output("systemctl show -p MemoryMax,TasksMax jailhost-alpha.service")
-    assert "MemoryMax=134217728" in show and "TasksMax=32" in show
+    show = host.check_output("systemctl show -p MemoryMax,TasksMax,CPUQuotaPerSecUSec jailhost-alpha.service")
+    assert "MemoryMax=134217728" in show and "TasksMax=32" in show and "CPUQuotaPerSecUSec=500ms" in show
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_rlimits_hold_for_the_jail_processes(host, name):
+    # Enforced by the kernel on every process of the jail, on any host (unlike cgroup limits).
+    _, _, daemons = jail_pids(host, name)
+    limits = host.check_output(f"cat /proc/{daemons[0]}/limits")
+    assert [ln.split()[3:5] for ln in limits.splitlines() if ln.startswith("Max open files")] == [["256", "256"]]
+    assert [ln.split()[2:4] for ln in limits.splitlines() if ln.startswith("Max processes")] == [["1024", "1024"]]
 
 
 def test_sandbox_info_reports_what_proc_shows(host, tmp_path):

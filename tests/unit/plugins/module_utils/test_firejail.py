@@ -537,3 +537,19 @@ def test_postgresql_spec_verified_on_test_host():
             '-D /var/lib/postgresql/15/main -c config_file=/etc/postgresql/15/main/postgresql.conf '
             '-c listen_addresses=10.88.0.30 -c port=5432') in unit
     assert 'MemoryMax=1G' in unit and 'TasksMax=200' in unit
+
+
+def test_rlimits_and_cpu_quota_are_rendered_and_validated():
+    spec = {'name': 'web', 'bridge': 'br0', 'bridge_cidr': '10.42.0.1/24', 'ip': '10.42.0.10',
+            'command': ['/usr/bin/python3', '-m', 'http.server'],
+            'rlimits': {'nproc': 512, 'nofile': 4096}, 'cpu_quota': '50%'}
+    assert validate_spec(spec) == []
+    profile = render_profile(spec)
+    assert 'rlimit-nofile 4096\n' in profile and 'rlimit-nproc 512\n' in profile
+    assert profile.index('rlimit-nofile') < profile.index('rlimit-nproc')
+    assert 'CPUQuota=50%\n' in render_unit(spec)
+    bad = dict(spec, rlimits={'nofiles': 1, 'nproc': 0}, cpu_quota='half')
+    errors = validate_spec(bad)
+    assert any('rlimits.nofiles is unknown' in e for e in errors)
+    assert any('rlimits.nproc must be a positive integer' in e for e in errors)
+    assert any("cpu_quota 'half'" in e for e in errors)
