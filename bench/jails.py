@@ -15,17 +15,13 @@ Traffic goes only to the lab host and its jails. Prints a table; never fails on 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-LABHOST = [sys.executable, str(ROOT / "molecule/shared/labhost.py")]
+from lablib import Lab
+
 HOST = "bench-jails"
 BRIDGE = {"bridge_name": "br0", "bridge_address": "10.42.0.1/24"}
 
@@ -34,45 +30,22 @@ def ip_of(index: int) -> str:
     return f"10.42.0.{10 + index}"
 
 
-class Lab:
-    def __init__(self, info: dict):
-        self.info = info
-        self.tmp = Path(tempfile.mkdtemp(prefix="jailhost-bench-"))
-        (self.tmp / "hosts").write_text(
-            f"{HOST} ansible_host={info['address']} ansible_user=root "
-            f"ansible_ssh_private_key_file={info['identity_file']} ansible_python_interpreter=/usr/bin/python3 "
-            "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n")
-
-    def ssh(self, command: str) -> str:
-        return subprocess.run(
-            ["ssh", "-i", self.info["identity_file"], "-o", "StrictHostKeyChecking=no", "-o",
-             "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{self.info['address']}", command],
-            check=True, capture_output=True, text=True).stdout
-
-    def converge(self, jails: list[int]) -> float:
-        play = [{
-            "hosts": HOST, "gather_facts": False,
-            "roles": [{"role": "jailhost.jails.bridge"}, {"role": "jailhost.jails.rootfs"}],
-            "tasks": [{
-                "name": "Jailed HTTP server", "loop": jails,
-                "jailhost.jails.sandbox": {
-                    "name": "j{{ item }}", "bridge": "br0", "ip": "10.42.0.{{ 10 + item }}",
-                    "command": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "10.42.0.{{ 10 + item }}"],
-                },
-            }],
-        }]
-        variables = {**BRIDGE, "rootfs_apt_proxy": self.info["apt_proxy"],
-                     "rootfs_jails": [{"name": f"j{i}"} for i in jails],
-                     "bridge_admin_access": [{"jail_ip": ip_of(i), "port": 8080} for i in range(1, 64)]}
-        (self.tmp / "play.json").write_text(json.dumps(play))
-        (self.tmp / "vars.json").write_text(json.dumps(variables))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache/collections"),
-                   ANSIBLE_HOST_KEY_CHECKING="false")
-        started = time.monotonic()
-        subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(self.tmp / "hosts"),
-                        str(self.tmp / "play.json"), "-e", f"@{self.tmp / 'vars.json'}"],
-                       check=True, capture_output=True, env=env)
-        return time.monotonic() - started
+def converge(lab: Lab, jails: list[int]) -> float:
+    play = [{
+        "hosts": HOST, "gather_facts": False,
+        "roles": [{"role": "jailhost.jails.bridge"}, {"role": "jailhost.jails.rootfs"}],
+        "tasks": [{
+            "name": "Jailed HTTP server", "loop": jails,
+            "jailhost.jails.sandbox": {
+                "name": "j{{ item }}", "bridge": "br0", "ip": "10.42.0.{{ 10 + item }}",
+                "command": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "10.42.0.{{ 10 + item }}"],
+            },
+        }],
+    }]
+    variables = {**BRIDGE, "rootfs_apt_proxy": lab.info["apt_proxy"],
+                 "rootfs_jails": [{"name": f"j{i}"} for i in jails],
+                 "bridge_admin_access": [{"jail_ip": ip_of(i), "port": 8080} for i in range(1, 64)]}
+    return lab.playbook(play, variables)[0]
 
 
 START_TO_SERVING = r"""
@@ -106,17 +79,16 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the lab host")
     args = parser.parse_args()
     started = time.monotonic()
-    info = json.loads(subprocess.run([*LABHOST, "create", HOST], check=True, capture_output=True,
-                                     text=True).stdout)
-    lab = Lab(info)
+    lab = Lab(HOST)
+    info = lab.info
     rows = []
     try:
-        first = lab.converge([1])
+        first = converge(lab, [1])
         base = lab.ssh("cat /var/lib/jailhost/jails/j1/base").strip()
         base_kb = int(lab.ssh(f"du -sk {base} | cut -f1"))
         per_jail, disk_kb, mount_s = [], [], []
         for i in range(2, args.jails + 1):
-            per_jail.append(lab.converge(list(range(1, i + 1))))
+            per_jail.append(converge(lab, list(range(1, i + 1))))
             disk_kb.append(int(lab.ssh(
                 f"du -sck /var/lib/jailhost/jails/j{i}/upper /var/lib/jailhost/jails/j{i}/work | tail -1 | cut -f1")))
             unit = lab.ssh(f"systemd-escape --path --suffix=mount /var/lib/jailhost/jails/j{i}/root").strip()
@@ -149,7 +121,7 @@ def main() -> int:
         ]
     finally:
         if not args.keep:
-            subprocess.run([*LABHOST, "destroy", HOST], check=False)
+            lab.close()
     print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}, {time.strftime('%Y-%m-%d')}; "
           f"suite took {time.monotonic() - started:.0f} s")
     print(f"| {'figure':<62} | {'measured':<48} | goal |")

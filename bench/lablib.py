@@ -1,0 +1,61 @@
+"""Shared by the bench/ scripts: one lab host (molecule/shared/labhost.py) and ansible-playbook
+runs against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LABHOST = [sys.executable, str(ROOT / "molecule/shared/labhost.py")]
+
+
+class Lab:
+    """A booted lab host named NAME in group `jailhosts`; destroyed by close()."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.info = json.loads(subprocess.run([*LABHOST, "create", name], check=True,
+                                              capture_output=True, text=True).stdout)
+        self.tmp = Path(tempfile.mkdtemp(prefix="jailhost-bench-"))
+        self.hosts = self.tmp / "hosts"
+        self.hosts.write_text(
+            f"[jailhosts]\n{name} ansible_host={self.info['address']} ansible_user=root "
+            f"ansible_ssh_private_key_file={self.info['identity_file']} ansible_python_interpreter=/usr/bin/python3 "
+            "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n")
+
+    @property
+    def address(self) -> str:
+        return self.info["address"]
+
+    def ssh(self, command: str) -> str:
+        return subprocess.run(
+            ["ssh", "-i", self.info["identity_file"], "-o", "StrictHostKeyChecking=no", "-o",
+             "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{self.address}", command],
+            check=True, capture_output=True, text=True).stdout
+
+    def playbook(self, playbook, variables: dict | None = None, inventories: tuple = ()) -> tuple[float, str]:
+        """Run a playbook (a path, or a list of plays) and return (seconds, recap line)."""
+        if not isinstance(playbook, (str, Path)):
+            path = self.tmp / "play.json"
+            path.write_text(json.dumps(playbook))
+            playbook = path
+        (self.tmp / "vars.json").write_text(json.dumps(variables or {}))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache/collections"),
+                   ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_NOCOLOR="1")
+        cmd = [str(ROOT / ".venv/bin/ansible-playbook")]
+        for inventory in (*inventories, self.hosts):
+            cmd += ["-i", str(inventory)]
+        cmd += [str(playbook), "-e", f"@{self.tmp / 'vars.json'}"]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+        recap = [ln for ln in proc.stdout.splitlines() if f"{self.name} " in ln and "ok=" in ln]
+        return time.monotonic() - started, " ".join(recap[-1].split()) if recap else ""
+
+    def close(self) -> None:
+        subprocess.run([*LABHOST, "destroy", self.name], check=False)
