@@ -111,14 +111,22 @@ def host_state(host, paths: list[str]) -> dict:
     }
 
 
-def jail_pids(host, name: str) -> tuple[int, int, list[int]]:
+def jail_pids(host, name: str, timeout: float = 15) -> tuple[int, int, list[int]]:
     """(firejail parent, sandbox child, daemon PIDs) of jail NAME, read from systemd and
-    /run/firejail directly (not through the module under test)."""
-    main = int(host.check_output(f"systemctl show -p MainPID --value jailhost-{name}.service"))
-    assert main, f"jail {name} is not running"
-    child = int(host.check_output(f"cat /run/firejail/sandbox/{main}"))
-    daemons = [int(p) for p in host.check_output(f"cat /proc/{child}/task/*/children").split()]
-    return main, child, daemons
+    /run/firejail directly (not through the module under test).
+
+    Waits up to TIMEOUT seconds for a jail that is (re)starting: between systemd's MainPID and
+    firejail's state file, and before the daemon is exec'd, the triple is not complete yet.
+    """
+    def read():
+        main = host.check_output(f"systemctl show -p MainPID --value jailhost-{name}.service")
+        child = host.run(f"cat /run/firejail/sandbox/{main}").stdout.strip() if main != "0" else ""
+        if not child.isdigit():
+            return None
+        daemons = host.run(f"cat /proc/{child}/task/*/children").stdout.split()
+        return (int(main), int(child), [int(p) for p in daemons]) if daemons else None
+
+    return wait_until(read, timeout=timeout)[0]
 
 
 def proc_status(host, pid: int) -> dict:
