@@ -38,6 +38,7 @@ A *spec* is a dict::
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 
@@ -46,6 +47,8 @@ RUN_DIR = '/run/firejail'
 JAILS_DIR = '/var/lib/jailhost/jails'
 PROFILE_DIR = '/etc/firejail'
 UNIT_PREFIX = 'jailhost-'
+# One JSON file per jail declared with the sandbox module: name, ip, bridge, root, unit, profile.
+META_DIR = '/etc/jailhost/sandboxes'
 
 NAME_RE = re.compile(r'^[a-z][a-z0-9-]*$')
 NAME_MAX = 32
@@ -596,3 +599,18 @@ def parse_state(run_dir: str = RUN_DIR, proc: str = '/proc') -> list[dict]:
 def find_sandbox(state: list[dict], name: str) -> list[dict]:
     """Sandboxes of that exact name (more than one means a duplicate was started)."""
     return [s for s in state if s['name'] == name]
+
+
+def declared_jails(meta_dir: str = META_DIR) -> dict:
+    """The jails declared with the sandbox module, by name, from their metadata files."""
+    jails = {}
+    try:
+        entries = sorted(os.listdir(meta_dir))
+    except OSError:
+        return jails
+    for entry in entries:
+        if entry.endswith('.json'):
+            with open(os.path.join(meta_dir, entry), encoding='utf-8') as handle:
+                meta = json.load(handle)
+            jails[meta['name']] = meta
+    return jails

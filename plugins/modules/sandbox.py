@@ -247,7 +247,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jailhost.jails.plugins.module_utils import firejail as fj
 
-SANDBOX_META_DIR = "/etc/jailhost/sandboxes"
 FIREJAIL_CONFIG = "/etc/firejail/firejail.config"
 CHROOT_DIRS = ("dev", "etc", "proc", "tmp", "var", "var/tmp")
 # A started daemon must stay the same process this long before the start counts as done.
@@ -261,7 +260,7 @@ class Sandbox:
         self.name = self.params["name"]
         self.unit = fj.unit_name({"name": self.name})
         self.unit_path = f"/etc/systemd/system/{self.unit}"
-        self.meta_path = f"{SANDBOX_META_DIR}/{self.name}.json"
+        self.meta_path = f"{fj.META_DIR}/{self.name}.json"
         self.reasons: list[str] = []
         self.diff = []
 
@@ -334,14 +333,9 @@ class Sandbox:
             self.fail(f"command {self.params['command'][0]} does not exist in the jail root {root}")
 
     def check_unique_ip(self, ip: str) -> None:
-        if not os.path.isdir(SANDBOX_META_DIR):
-            return
-        for entry in sorted(os.listdir(SANDBOX_META_DIR)):
-            if not entry.endswith(".json") or entry == f"{self.name}.json":
-                continue
-            meta = json.loads(self.read(os.path.join(SANDBOX_META_DIR, entry)) or "{}")
-            if meta.get("ip") == ip:
-                self.fail(f"address {ip} is already used by jail {meta.get('name')}")
+        for name, meta in fj.declared_jails().items():
+            if name != self.name and meta.get("ip") == ip:
+                self.fail(f"address {ip} is already used by jail {name}")
 
     def check_name_collision(self, state: list[dict], main_pid: int) -> None:
         others = [s for s in fj.find_sandbox(state, self.name) if s["pid"] != main_pid]

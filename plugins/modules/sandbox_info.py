@@ -113,26 +113,10 @@ sandboxes:
   elements: dict
 """
 
-import json
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jailhost.jails.plugins.module_utils import firejail as fj
-
-SANDBOX_META_DIR = "/etc/jailhost/sandboxes"
-
-
-def declared_jails() -> dict:
-    jails = {}
-    if os.path.isdir(SANDBOX_META_DIR):
-        for entry in sorted(os.listdir(SANDBOX_META_DIR)):
-            if entry.endswith(".json"):
-                with open(os.path.join(SANDBOX_META_DIR, entry), encoding="utf-8") as handle:
-                    meta = json.load(handle)
-                jails[meta["name"]] = meta
-    return jails
-
 
 def unit_state(module: AnsibleModule, unit: str) -> dict:
     rc, out, _ = module.run_command(["systemctl", "show", unit, "--property",
@@ -156,7 +140,7 @@ def main():
     )
     sandboxes = fj.parse_state()
     by_pid = {s["pid"]: s for s in sandboxes}
-    declared = declared_jails()
+    declared = fj.declared_jails()
     names = module.params["name"] or sorted(declared)
     jails = []
     for name in names:
