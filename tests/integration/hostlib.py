@@ -65,7 +65,7 @@ PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 
 
 def _ansible_playbook(host, playbook: Path, tmp_path: Path, extra_vars: dict | None, check: bool,
-                      inventory_group: str | None = None):
+                      inventory_group: str | None = None, collections_path: str | None = None):
     """ansible-playbook PLAYBOOK against the test host only; see run_play."""
     import json
     import os
@@ -90,13 +90,15 @@ def _ansible_playbook(host, playbook: Path, tmp_path: Path, extra_vars: dict | N
                ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_STDOUT_CALLBACK="default",
                ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
+    if collections_path:
+        env["ANSIBLE_COLLECTIONS_PATH"] = collections_path
     # The ansible-playbook of the venv pytest runs from, when there is one.
     venv_playbook = Path(sys.executable).with_name("ansible-playbook")
     playbook_cmd = str(venv_playbook) if venv_playbook.exists() else "ansible-playbook"
     cmd = [playbook_cmd, "-i", inventory, *extra, f"--limit={target}", str(playbook), "-e", f"@{vars_file}"]
     if check:
         cmd.append("--check")
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=playbook.parent)
 
 
 def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, check: bool = False):
@@ -113,10 +115,14 @@ def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, c
     return _ansible_playbook(host, playbook, tmp_path, extra_vars, check)
 
 
-def run_playbook(host, name: str, tmp_path: Path, extra_vars: dict | None = None, check: bool = False):
-    """Run one of the collection's playbooks (playbooks/NAME.yml, for the group jailhosts) against
-    the test host only, as an operator would; see run_play."""
-    return _ansible_playbook(host, PLAYBOOKS / f"{name}.yml", tmp_path, extra_vars, check, inventory_group="jailhosts")
+def run_playbook(host, name: str | Path, tmp_path: Path, extra_vars: dict | None = None, check: bool = False,
+                 collections_path: str | None = None):
+    """Run one of the collection's playbooks (playbooks/NAME.yml), or the playbook at a path, for the
+    group jailhosts, against the test host only, as an operator would; see run_play.
+    COLLECTIONS_PATH replaces ANSIBLE_COLLECTIONS_PATH (e.g. a collection installed from the tarball)."""
+    playbook = name if isinstance(name, Path) else PLAYBOOKS / f"{name}.yml"
+    return _ansible_playbook(host, playbook, tmp_path, extra_vars, check, inventory_group="jailhosts",
+                             collections_path=collections_path)
 
 
 def run_role(host, role: str, role_vars: dict, tmp_path: Path, check: bool = False):
