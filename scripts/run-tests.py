@@ -75,7 +75,11 @@ def main() -> int:
     venv_bin = Path(py).parent
     stages = [
         Stage("yamllint", [str(venv_bin / "yamllint"), "-s", "."]),
-        Stage("ansible-lint", [str(venv_bin / "ansible-lint"), "--profile", "production"]),
+        # ansible-lint puts $ANSIBLE_HOME/collections (~/.ansible/collections) before
+        # ANSIBLE_COLLECTIONS_PATH: a copy of jailhost.jails installed there would be linted
+        # instead of this tree. An ANSIBLE_HOME of our own keeps it out.
+        Stage("ansible-lint", ["env", f"ANSIBLE_HOME={ROOT / '.cache' / 'ansible-home'}",
+                               str(venv_bin / "ansible-lint"), "--profile", "production"]),
         Stage("collection tarball", ["bash", "scripts/check-tarball.sh"]),
         Stage("ansible-doc", [py, str(ROOT / "scripts/check-docs.py")]),
         Stage("unit tests", [py, "-m", "pytest", "-q", "tests/unit", f"--junitxml={reports / 'unit.xml'}"],
