@@ -13,6 +13,7 @@ argument spec, or an argument spec of the main entry point no default in default
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -148,7 +149,9 @@ def main() -> int:
     bad = check_roles(args.write)
     adoc = str(Path(sys.executable).parent / "ansible-doc")
     for kind, fqcn in plugins():
-        proc = subprocess.run([adoc, "-t", kind, fqcn], capture_output=True, text=True)
+        # Without colours: the plugin's name is looked for in the text.
+        proc = subprocess.run([adoc, "-t", kind, fqcn], capture_output=True, text=True,
+                              env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
         problems = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         if proc.returncode != 0 or problems or fqcn not in proc.stdout:
             bad += 1
