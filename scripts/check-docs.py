@@ -151,7 +151,8 @@ def main() -> int:
     for kind, fqcn in plugins():
         # Without colours: the plugin's name is looked for in the text.
         proc = subprocess.run([adoc, "-t", kind, fqcn], capture_output=True, text=True,
-                              env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+                              env={"ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
+                                   **os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
         problems = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         if proc.returncode != 0 or problems or fqcn not in proc.stdout:
             bad += 1
