@@ -34,7 +34,8 @@ cat > site.yml <<'YAML'
         that: plan.chains | selectattr('name', 'equalto', 'JAILHOST-DNAT') | map(attribute='rules') | first
               == ['-p tcp -m tcp --dport 80 -j DNAT --to-destination 10.42.0.10:80']
 YAML
-# Only syntax-checked: running it would configure this machine.
+# Only syntax-checked here: running it would configure this machine. The same tarball is run against
+# a converged test host by tests/integration/day2/test_day2_tarball.py (Molecule scenario default).
 cat > role.yml <<'YAML'
 - name: A play including the role and the module by FQCN
   hosts: jailhosts

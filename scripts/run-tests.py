@@ -2,8 +2,9 @@
 """`make test`: every check of the collection, one stage after another, with a summary.
 
 Stages: yamllint, ansible-lint (production profile), the collection tarball (built, installed and
-used by FQCN outside the repository), ansible-doc of every plugin,
-unit tests (pytest), then `molecule test` of each scenario. Every stage runs even if an earlier
+used by FQCN outside the repository), ansible-doc of every plugin and the role variable tables,
+unit tests (pytest), ansible-test sanity (plugins/) and units in an ansible_collections tree
+(scripts/ansible-test.py), then `molecule test` of each scenario. Every stage runs even if an earlier
 one failed, so one run shows every failure. Test counts come from the JUnit reports of pytest and
 of the testinfra verifiers; a stage that fails outside its tests (lint, idempotence, converge)
 counts as one failed test. Prints each stage's duration and exits non-zero on any failure.
@@ -74,11 +75,21 @@ def main() -> int:
     venv_bin = Path(py).parent
     stages = [
         Stage("yamllint", [str(venv_bin / "yamllint"), "-s", "."]),
-        Stage("ansible-lint", [str(venv_bin / "ansible-lint"), "--profile", "production"]),
+        # ansible-lint puts $ANSIBLE_HOME/collections (~/.ansible/collections) before
+        # ANSIBLE_COLLECTIONS_PATH: a copy of jailhost.jails installed there would be linted
+        # instead of this tree. An ANSIBLE_HOME of our own keeps it out.
+        Stage("ansible-lint", ["env", f"ANSIBLE_HOME={ROOT / '.cache' / 'ansible-home'}",
+                               str(venv_bin / "ansible-lint"), "--profile", "production"]),
         Stage("collection tarball", ["bash", "scripts/check-tarball.sh"]),
         Stage("ansible-doc", [py, str(ROOT / "scripts/check-docs.py")]),
         Stage("unit tests", [py, "-m", "pytest", "-q", "tests/unit", f"--junitxml={reports / 'unit.xml'}"],
               reports / "unit.xml"),
+        Stage("ansible-test sanity", [py, str(ROOT / "scripts/ansible-test.py"), "sanity",
+                                      f"--junit={reports / 'ansible-test-sanity.xml'}"],
+              reports / "ansible-test-sanity.xml"),
+        Stage("ansible-test units", [py, str(ROOT / "scripts/ansible-test.py"), "units",
+                                     f"--junit={reports / 'ansible-test-units.xml'}"],
+              reports / "ansible-test-units.xml"),
     ]
     for scenario in args.scenarios.split():
         stages.append(Stage(f"molecule {scenario}", [str(venv_bin / "molecule"), "test", "-s", scenario],

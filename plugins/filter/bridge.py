@@ -99,7 +99,7 @@ def _cidr(value, var: str):
         text += "/32"
     try:
         net = netaddr.IPNetwork(text, version=4)
-        _ip(text.split("/")[0], var)
+        _ip(text.split("/", maxsplit=1)[0], var)
     except (netaddr.AddrFormatError, ValueError, TypeError):
         _fail(var, f"{value!r} is not an IPv4 address or CIDR")
     return net.cidr
@@ -151,7 +151,7 @@ def bridge_firewall(cfg: dict) -> dict:
         _fail("bridge_address", f"{address!r} must be the host address with a prefix, e.g. 10.42.0.1/24")
     try:
         iface = netaddr.IPNetwork(address, version=4)
-        host_ip = _ip(address.split("/")[0], "bridge_address")
+        host_ip = _ip(address.split("/", maxsplit=1)[0], "bridge_address")
     except (netaddr.AddrFormatError, ValueError, TypeError):
         _fail("bridge_address", f"{address!r} is not a valid IPv4 CIDR")
     if not 8 <= iface.prefixlen <= 30:

@@ -242,8 +242,7 @@ def validate_spec(spec) -> list[str]:
                 errors.append(f'hardening.{key} must be true or false')
         if 'caps_keep' in hard:
             caps = hard['caps_keep']
-            if not isinstance(caps, list) or not all(isinstance(c, str) and CAP_RE.match(c)
-                                                      for c in caps):
+            if not isinstance(caps, list) or not all(isinstance(c, str) and CAP_RE.match(c) for c in caps):
                 errors.append('hardening.caps_keep must be a list of capability names '
                               '(lowercase, without cap_), e.g. [net_bind_service]')
         if 'protocol' in hard:
@@ -482,7 +481,7 @@ def read_status(proc: str, pid: int) -> dict | None:
         return None
     result = {'pid': pid}
     for line in text.splitlines():
-        key, _, value = line.partition(':')
+        key, dummy, value = line.partition(':')
         field = STATUS_FIELDS.get(key)
         if field is None:
             continue

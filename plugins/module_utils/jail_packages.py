@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -34,6 +35,9 @@ VERSION_RE = re.compile(r'(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*')
 PROXY_CHARS_RE = re.compile(r'[A-Za-z0-9._~%!$&()*+,;=:@/\[\]-]+')
 
 STATES = ('present', 'absent', 'latest')
+# upgrade option: none, or apt-get upgrade --with-new-pkgs (never removes a package), or
+# apt-get dist-upgrade (may remove packages to resolve conflicts).
+UPGRADE_MODES = ('none', 'safe', 'full')
 # dpkg states (db:Status-Status) of a configured package; triggers-* are configured packages
 # whose triggers have not run yet.
 INSTALLED_STATUSES = frozenset(('installed', 'triggers-awaited', 'triggers-pending'))
@@ -58,18 +62,23 @@ CHROOT_ENVIRONMENT = (
 )
 
 # Run in a fresh private mount namespace (see the module docstring) with the arguments
-# MOUNT CHROOT ROOT POLICY COMMAND...; POLICY is empty for the calls that run no maintainer
-# script. /dev is the only mount maintainer scripts of apache2, postgresql and php-pgsql need: in
+# MOUNT CHROOT ROOT POLICY LISTS COMMAND...; POLICY is empty for the calls that run no maintainer
+# script. LISTS non-empty puts a tmpfs on ROOT/var/lib/apt/lists for this namespace only: the
+# package indexes apt-get update fetches there vanish with it, nothing of them is written into the
+# root (used by upgrade, also in check mode). /dev is the only mount maintainer scripts of apache2, postgresql and php-pgsql need: in
 # a root without device nodes, "> /dev/null" creates a regular file, initdb fails and
 # pg_createcluster gives up without failing apt. /proc and /sys are left out on purpose, so that
 # maintainer scripts cannot see (and signal) the host's processes. Exit statuses as chroot's:
 # 125 the root cannot be entered, 126 and 127 the command cannot run.
 CHROOT_SCRIPT = '''\
-mount=$1 chroot=$2 root=$3 policy=$4
-shift 4
+mount=$1 chroot=$2 root=$3 policy=$4 lists=$5
+shift 5
 "$mount" --bind /dev "$root/dev" || exit 125
 if [ -n "$policy" ]; then
     "$mount" --bind "$policy" "$root/usr/sbin/policy-rc.d" || exit 125
+fi
+if [ -n "$lists" ]; then
+    "$mount" -t tmpfs -o mode=0755 jailhost-apt-lists "$root/var/lib/apt/lists" || exit 125
 fi
 exec "$chroot" "$root" "$@"
 '''
@@ -96,6 +105,7 @@ NOT_FOUND_RES = (
 )
 SIMULATED_INSTALL_RE = re.compile(r'^Inst (?P<name>[^\s:]+)(?::\S+)? (?:\[(?P<old>[^\]]+)\] )?\((?P<new>\S+)')
 SIMULATED_CONFIGURE_RE = re.compile(r'^Conf (?P<name>[^\s:]+)')
+SIMULATED_REMOVE_RE = re.compile(r'^Remv (?P<name>[^\s:]+)(?::\S+)?(?: \[(?P<old>[^\]]+)\])?')
 
 UPDATE_STAMP = 'var/lib/apt/periodic/update-success-stamp'
 OUTPUT_TAIL_LINES = 15
@@ -309,6 +319,49 @@ def apt_get(action: str, specs: list[str] | None = None, *, proxy: str | None = 
     return command + [action, *(specs or [])]
 
 
+def apt_upgrade_script(mode: str, *, proxy: str | None, simulate: bool) -> str:
+    """Shell commands run in the root for upgrade=MODE: fetch the indexes (into the tmpfs of
+    CHROOT_SCRIPT), then upgrade, or only simulate it; the downloaded packages are removed."""
+    action = ['dist-upgrade'] if mode == 'full' else ['--with-new-pkgs', 'upgrade']
+    # No binary cache files in /var/cache/apt either: they would describe the vanished indexes.
+    update = apt_get('update', proxy=proxy)
+    update[2:2] = NO_CACHE_FILES
+    upgrade = apt_get('upgrade', proxy=proxy, simulate=simulate)[:-1] + action
+    if not simulate:
+        upgrade[2:2] = NO_CACHE_FILES
+    commands = [update, upgrade] if simulate else [update, upgrade, ['apt-get', '-q', 'clean']]
+    return ' && '.join(shlex.join(command) for command in commands)
+
+
+def parse_upgrade_simulation(output: str) -> dict[str, tuple[str | None, str | None]]:
+    """Package -> (version before, version after) from apt-get -s upgrade/dist-upgrade; None for
+    a package that is not installed before (new dependency) or is removed."""
+    changes = {}
+    for line in output.splitlines():
+        match = SIMULATED_INSTALL_RE.match(line)
+        if match:
+            changes[match['name']] = (match['old'], match['new'])
+            continue
+        match = SIMULATED_REMOVE_RE.match(line)
+        if match:
+            changes[match['name']] = (match['old'], None)
+    return changes
+
+
+def package_changes(before: dict[str, Package], after: dict[str, Package]) -> dict[str, tuple[str | None, str | None]]:
+    """Installed packages whose version changed, appeared or disappeared between two dpkg reads."""
+    def version(packages, name):
+        package = packages.get(name)
+        return package.version if package is not None and package.installed else None
+
+    changes = {}
+    for name in sorted(set(before) | set(after)):
+        old, new = version(before, name), version(after, name)
+        if old != new:
+            changes[name] = (old, new)
+    return changes
+
+
 def cache_is_stale(stamp_mtime: float | None, now: float, valid_time: int) -> bool:
     """Whether the apt cache must be updated, from the mtime of UPDATE_STAMP (None: missing)."""
     return stamp_mtime is None or now - stamp_mtime > valid_time
@@ -417,7 +470,7 @@ class Jail:
                                     rc=rc, stdout=out, stderr=err)
         return parse_dpkg_query(out)
 
-    def run(self, command: list[str], policy: str = '') -> tuple[int, str, str]:
+    def run(self, command: list[str], policy: str = '', scratch_lists: bool = False) -> tuple[int, str, str]:
         """Run a command in the root (see CHROOT_SCRIPT); fail if it leaves a process running there."""
         dev = path_in_root(self.root, 'dev')
         if not os.path.isdir(dev):
@@ -426,7 +479,8 @@ class Jail:
         args = [
             self.env, '-i', *(f'{name}={value}' for name, value in CHROOT_ENVIRONMENT),
             self.unshare, '--mount', '--propagation', 'private', '--',
-            self.sh, '-c', CHROOT_SCRIPT, 'jail_packages', self.mount, self.chroot, self.root, policy, *command,
+            self.sh, '-c', CHROOT_SCRIPT, 'jail_packages', self.mount, self.chroot, self.root, policy,
+            '1' if scratch_lists else '', *command,
         ]
         rc, out, err = self.module.run_command(args)
         left = {key: line for key, line in processes_in(self.root).items() if key not in before}
@@ -450,6 +504,23 @@ class Jail:
         if rc != 0:
             raise JailPackagesError(f'apt-get {action} failed in {self.root} (rc={rc}):\n{output_tail(out, err)}',
                                     rc=rc, stdout=out, stderr=err)
+
+    def upgrade(self, mode: str, simulate: bool) -> str:
+        """apt-get update and upgrade (or only its simulation) in one namespace, with the indexes on
+        a tmpfs and, unless simulating, services forbidden to start; returns apt's output."""
+        if not os.path.isdir(path_in_root(self.root, 'var/lib/apt/lists')):
+            raise JailPackagesError(f'{self.root}/var/lib/apt/lists is not a directory')
+        command = ['/bin/sh', '-c', apt_upgrade_script(mode, proxy=self.proxy, simulate=simulate)]
+        if simulate:
+            rc, out, err = self.run(command, scratch_lists=True)
+        else:
+            with self.services_denied() as policy:
+                rc, out, err = self.run(command, policy, scratch_lists=True)
+        if rc != 0:
+            what = 'simulation of the upgrade' if simulate else 'upgrade'
+            raise JailPackagesError(f'apt-get update and {what} failed in {self.root} (rc={rc}):\n{output_tail(out, err)}',
+                                    rc=rc, stdout=out, stderr=err)
+        return out
 
     def simulate(self, specs: list[str], install_recommends: bool) -> tuple[int, str, str]:
         """apt-get -s install: writes nothing in the root."""
@@ -566,9 +637,44 @@ def available_upgrades(jail: Jail, requests: list[Request], install_recommends: 
             if old is not None and name in names}
 
 
+def ensure_upgraded(module, jail: Jail, mode: str) -> dict:
+    """upgrade=safe|full: every package of the root that apt can upgrade, with fresh indexes."""
+    before = jail.packages()
+    if module.check_mode:
+        changes = parse_upgrade_simulation(jail.upgrade(mode, simulate=True))
+    else:
+        jail.upgrade(mode, simulate=False)
+        changes = package_changes(before, jail.packages())
+    result = dict(
+        changed=bool(changes),
+        root=jail.root,
+        installed=sorted(name for name, (old, new) in changes.items() if old is None),
+        upgraded=sorted(name for name, (old, new) in changes.items() if old is not None and new is not None),
+        removed=sorted(name for name, (old, new) in changes.items() if new is None),
+        versions={name: dict(before=old, after=new) for name, (old, new) in changes.items()},
+        cache_updated=False,
+    )
+    if module._diff and changes:
+        result['diff'] = dict(
+            before_header=f'{jail.root} (before)',
+            after_header=f'{jail.root} (after)',
+            before=versions_text({name: old for name, (old, new) in changes.items() if old is not None}),
+            after=versions_text({name: new for name, (old, new) in changes.items() if new is not None}),
+        )
+    return result
+
+
 def ensure_packages(module) -> dict:
     """The module's work; returns the result or raises JailPackagesError."""
     params = module.params
+    upgrade = params.get('upgrade') or 'none'
+    if upgrade != 'none':
+        if params['name']:
+            raise JailPackagesError('name and upgrade are mutually exclusive: upgrade acts on every installed package')
+        proxy = validate_proxy(params['proxy'])
+        return ensure_upgraded(module, Jail(module, check_root(params['root']), proxy), upgrade)
+    if params['name'] is None:
+        raise JailPackagesError('name is required unless upgrade is safe or full')
     state = params['state']
     requests = parse_requests(params['name'], state)
     proxy = validate_proxy(params['proxy'])

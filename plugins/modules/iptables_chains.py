@@ -24,7 +24,7 @@ description:
     what iptables printed right after applying, which is how later runs detect a chain edited by hand.
   - Chains and hooks created by an earlier run that are no longer declared are removed.
 author:
-  - jailhost.jails contributors
+  - jailhost.jails contributors (@jailhost)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.

@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: jail_packages
-short_description: Install or remove Debian packages in a jail root filesystem with apt, without starting any service
+short_description: Install, remove or upgrade Debian packages in a jail root filesystem with apt, without starting any service
 description:
   - Manages Debian packages inside a jail root filesystem (a C(debootstrap) tree, possibly an
     overlayfs mount) before the jail runs, by running C(apt-get) in it with C(chroot).
@@ -30,11 +30,16 @@ description:
   - Before installing, C(apt-get -s) checks that apt knows every requested package and would install
     it under its own name; apt would otherwise silently install the packages matching an unknown
     name as a regular expression, or the provider of a virtual package.
+  - With O(upgrade=safe) or O(upgrade=full), every installed package apt can upgrade is upgraded
+    (the day-2 update of a jail). The package indexes are fetched for this run only, onto a tmpfs
+    mounted over C(ROOT/var/lib/apt/lists) in the private mount namespace, so nothing of them is
+    left in the jail's layer, and the downloaded packages are removed afterwards; in check mode
+    the same fresh indexes are used to simulate the upgrade, and nothing is written into the root.
   - Commands run in the root get an empty environment apart from C(PATH), C(HOME=/root),
     C(LC_ALL=C.UTF-8) and C(DEBIAN_FRONTEND=noninteractive); apt runs with C(-y),
     C(Dpkg::Options::=--force-confdef) and C(Dpkg::Options::=--force-confold).
 author:
-  - jailhost.jails contributors
+  - jailhost.jails contributors (@jailhost)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -66,6 +71,7 @@ options:
     required: true
   name:
     description:
+      - Required unless O(upgrade) is V(safe) or V(full), with which it must be empty.
       - Names of the packages, each optionally followed by C(=VERSION) to pin an exact version
         (only with O(state=present); a different installed version is then replaced, and apt
         refuses a downgrade).
@@ -75,7 +81,6 @@ options:
       - An empty list does nothing.
     type: list
     elements: str
-    required: true
     aliases: [pkg]
   state:
     description:
@@ -116,6 +121,18 @@ options:
       - The root's C(/etc/resolv.conf) is never changed; without a proxy, the sources must be
         reachable with the root's own resolver configuration.
     type: str
+  upgrade:
+    description:
+      - V(none) manages the packages of O(name) only.
+      - V(safe) runs C(apt-get upgrade --with-new-pkgs) (new dependencies are installed, nothing is
+        ever removed), V(full) runs C(apt-get dist-upgrade) (packages may be removed to resolve
+        conflicts), after an C(apt-get update) into a temporary directory (O(update_cache) and
+        O(cache_valid_time) do not apply). O(state) is ignored.
+      - The jail's daemons keep running the old binaries until the jail is restarted; the task
+        reports in RV(versions) what changed, so a play can restart only the jails that changed.
+    type: str
+    choices: [none, safe, full]
+    default: none
   install_recommends:
     description:
       - Install the packages recommended by the installed packages too. When false,
@@ -157,6 +174,19 @@ EXAMPLES = r"""
     root: /var/lib/jailhost/jails/db/root
     name: postgresql-client-15=15.8-0+deb12u1
 
+- name: Upgrade every package of the db jail (security updates), report the versions
+  jailhost.jails.jail_packages:
+    root: /var/lib/jailhost/jails/db/root
+    upgrade: safe
+    proxy: http://10.254.0.1:3142
+  register: db_upgrade
+
+- name: Restart the db jail when something was upgraded
+  ansible.builtin.systemd_service:
+    name: jailhost-db.service
+    state: restarted
+  when: db_upgrade is changed
+
 - name: No compiler in the web jail
   jailhost.jails.jail_packages:
     root: /var/lib/jailhost/jails/web/root
@@ -197,6 +227,14 @@ removed:
   type: list
   elements: str
   sample: [gcc]
+versions:
+  description:
+    - With O(upgrade), every package whose installed version changed (or, in check mode, would
+      change), with the version before and after; V(null) for a package that was not installed
+      before, or is removed.
+  returned: success, with O(upgrade=safe) or O(upgrade=full)
+  type: dict
+  sample: {libssl3: {before: 3.0.15-1~deb12u1, after: 3.0.17-1~deb12u2}}
 cache_updated:
   description: Whether C(apt-get update) ran in the root.
   returned: success
@@ -221,6 +259,7 @@ stderr:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.jailhost.jails.plugins.module_utils.jail_packages import (
     STATES,
+    UPGRADE_MODES,
     JailPackagesError,
     ensure_packages,
 )
@@ -230,12 +269,13 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             root=dict(type='path', required=True),
-            name=dict(type='list', elements='str', required=True, aliases=['pkg']),
+            name=dict(type='list', elements='str', aliases=['pkg']),
             state=dict(type='str', choices=list(STATES), default='present'),
             update_cache=dict(type='bool', default=False),
             cache_valid_time=dict(type='int', default=0),
             proxy=dict(type='str'),
             install_recommends=dict(type='bool', default=False),
+            upgrade=dict(type='str', choices=list(UPGRADE_MODES), default='none'),
         ),
         supports_check_mode=True,
     )

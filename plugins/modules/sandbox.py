@@ -25,7 +25,7 @@ description:
     firejail missing or its chroot support disabled, and a sandbox of the same name running
     outside this unit (firejail would silently rename it).
 author:
-  - jailhost.jails contributors
+  - jailhost.jails contributors (@jailhost)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -275,8 +275,8 @@ class Sandbox:
         return rc, out, err
 
     def systemctl_show(self) -> dict:
-        _, out, _ = self.run(["systemctl", "show", self.unit, "--property",
-                              "ActiveState,SubState,MainPID,UnitFileState,LoadState,NRestarts"], check=False)
+        dummy, out, dummy = self.run(["systemctl", "show", self.unit, "--property",
+                                      "ActiveState,SubState,MainPID,UnitFileState,LoadState,NRestarts"], check=False)
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     @staticmethod
@@ -301,7 +301,7 @@ class Sandbox:
         if not os.path.isdir(f"/sys/class/net/{bridge}/bridge"):
             self.fail(f"bridge {bridge} does not exist on this host (create it with the "
                       "jailhost.jails.bridge role first)")
-        _, out, _ = self.run(["ip", "-j", "-4", "addr", "show", "dev", bridge])
+        dummy, out, dummy = self.run(["ip", "-j", "-4", "addr", "show", "dev", bridge])
         for link in json.loads(out or "[]"):
             for addr in link.get("addr_info", []):
                 return f"{addr['local']}/{addr['prefixlen']}"
@@ -372,7 +372,7 @@ class Sandbox:
             if show.get("ActiveState") == "failed":
                 break
             time.sleep(0.2)
-        _, journal, _ = self.run(["journalctl", "-u", self.unit, "-n", "30", "--no-pager"], check=False)
+        dummy, journal, dummy = self.run(["journalctl", "-u", self.unit, "-n", "30", "--no-pager"], check=False)
         self.fail(f"the jail did not start within {self.params['start_timeout']} s "
                   f"(unit {show.get('ActiveState')}/{show.get('SubState')}):\n{journal}")
 

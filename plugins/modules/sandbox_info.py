@@ -18,7 +18,7 @@ description:
     kernel enforces it, whether its pid, net, mnt and ipc namespaces differ from those of PID 1, its
     C(Seccomp) mode, C(NoNewPrivs), and its effective and bounding capabilities.
 author:
-  - jailhost.jails contributors
+  - jailhost.jails contributors (@jailhost)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -118,9 +118,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jailhost.jails.plugins.module_utils import firejail as fj
 
+
 def unit_state(module: AnsibleModule, unit: str) -> dict:
-    rc, out, _ = module.run_command(["systemctl", "show", unit, "--property",
-                                     "LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts"])
+    rc, out, dummy = module.run_command(["systemctl", "show", unit, "--property",
+                                         "LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts"])
     show = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
     return {
         "name": unit,

@@ -61,12 +61,12 @@ def reboot(host, timeout: float = 120) -> None:
 COLLECTIONS = Path(__file__).resolve().parents[2] / ".cache" / "collections"
 
 
-def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, check: bool = False):
-    """Run one play (a dict without 'hosts') against the test host with ansible-playbook.
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 
-    Works with the ansible backend (Molecule's inventory) and the ssh backend (plain pytest).
-    Returns the CompletedProcess; the play's output is in .stdout, errors also in .stderr.
-    """
+
+def _ansible_playbook(host, playbook: Path, tmp_path: Path, extra_vars: dict | None, check: bool,
+                      inventory_group: str | None = None, collections_path: str | None = None):
+    """ansible-playbook PLAYBOOK against the test host only; see run_play."""
     import json
     import os
     import subprocess
@@ -75,24 +75,57 @@ def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, c
     if backend.NAME == "ansible":
         inventory, target, extra = backend.ansible_inventory, backend.host, []
     else:
-        inventory, target = f"{backend.hostname},", backend.hostname
+        target = backend.hostname
         extra = [f"--user={backend.host.user or 'root'}"]
         if backend.ssh_identity_file:
             extra.append(f"--private-key={backend.ssh_identity_file}")
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(json.dumps([{"hosts": target, "gather_facts": False, **play}]))
-    (tmp_path / "vars.json").write_text(json.dumps(extra_vars or {}))
+        if inventory_group:  # the playbook targets a group: put the host in it
+            inventory = str(tmp_path / "inventory.json")
+            Path(inventory).write_text(json.dumps({inventory_group: {"hosts": {target: None}}}))
+        else:
+            inventory = f"{target},"
+    vars_file = tmp_path / f"vars-{uuid.uuid4().hex[:8]}.json"
+    vars_file.write_text(json.dumps(extra_vars or {}))
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
                ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_STDOUT_CALLBACK="default",
                ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
+    if collections_path:
+        env["ANSIBLE_COLLECTIONS_PATH"] = collections_path
     # The ansible-playbook of the venv pytest runs from, when there is one.
     venv_playbook = Path(sys.executable).with_name("ansible-playbook")
     playbook_cmd = str(venv_playbook) if venv_playbook.exists() else "ansible-playbook"
-    cmd = [playbook_cmd, "-i", inventory, *extra, str(playbook), "-e", f"@{tmp_path / 'vars.json'}"]
+    cmd = [playbook_cmd, "-i", inventory, *extra, f"--limit={target}", str(playbook), "-e", f"@{vars_file}"]
     if check:
         cmd.append("--check")
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    # A collection from elsewhere (the installed tarball) is used from the playbook's directory, as
+    # a user's repository would; otherwise from the current directory (this repository's ansible.cfg).
+    cwd = playbook.parent if collections_path else None
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=cwd)
+
+
+def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, check: bool = False):
+    """Run one play (a dict without 'hosts') against the test host with ansible-playbook.
+
+    Works with the ansible backend (Molecule's inventory) and the ssh backend (plain pytest).
+    Returns the CompletedProcess; the play's output is in .stdout, errors also in .stderr.
+    """
+    import json
+
+    target = host.backend.host if host.backend.NAME == "ansible" else host.backend.hostname
+    playbook = tmp_path / f"play-{uuid.uuid4().hex[:8]}.yml"
+    playbook.write_text(json.dumps([{"hosts": target, "gather_facts": False, **play}]))
+    return _ansible_playbook(host, playbook, tmp_path, extra_vars, check)
+
+
+def run_playbook(host, name: str | Path, tmp_path: Path, extra_vars: dict | None = None, check: bool = False,
+                 collections_path: str | None = None):
+    """Run one of the collection's playbooks (playbooks/NAME.yml), or the playbook at a path, for the
+    group jailhosts, against the test host only, as an operator would; see run_play.
+    COLLECTIONS_PATH replaces ANSIBLE_COLLECTIONS_PATH (e.g. a collection installed from the tarball)."""
+    playbook = name if isinstance(name, Path) else PLAYBOOKS / f"{name}.yml"
+    return _ansible_playbook(host, playbook, tmp_path, extra_vars, check, inventory_group="jailhosts",
+                             collections_path=collections_path)
 
 
 def run_role(host, role: str, role_vars: dict, tmp_path: Path, check: bool = False):

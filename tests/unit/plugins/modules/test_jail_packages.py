@@ -359,8 +359,10 @@ class FakeDebian:
             assert args[1] == f'--admindir={self.root}/var/lib/dpkg'
             return 0, ''.join(f'{name}\t{status}\t{version}\n' for name, (status, version) in self.db.items()), ''
         assert args[0].endswith('/env') and args[1] == '-i'
+        if 'apt-get' not in args:
+            return self._upgrade(args)
         index = args.index('apt-get')
-        mount, chroot, root, policy = args[index - 4:index]
+        mount, chroot, root, policy, _lists = args[index - 5:index]
         assert (mount, chroot, root) == ('/usr/bin/mount', '/usr/bin/chroot', self.root)
         apt = args[index:]
         self.calls.append(apt)
@@ -379,6 +381,26 @@ class FakeDebian:
                 self.db[name] = ('config-files', self.db[name][1])
             return 0, f'Removing {specs[0]} ...\n', ''
         return self._install(specs, simulate='-s' in apt)
+
+    def _upgrade(self, args):
+        """upgrade=safe|full: /bin/sh -c 'apt-get update && apt-get upgrade ...' in the root."""
+        index = args.index('/bin/sh')
+        mount, chroot, root, policy, lists = args[index - 5:index]
+        assert (mount, chroot, root, lists) == ('/usr/bin/mount', '/usr/bin/chroot', self.root, '1')
+        script = args[index + 2]
+        self.calls.append(['upgrade', script])
+        self.policy_seen.append((policy, os.path.exists(os.path.join(self.root, 'usr/sbin/policy-rc.d'))))
+        upgrades = {name: version for name, version in self.mirror.items()
+                    if self.db.get(name, ('', ''))[0] == 'installed' and self.db[name][1] != version}
+        lines = [f'Inst {name} [{self.db[name][1]}] ({version} Debian:12.7/stable [amd64])'
+                 for name, version in sorted(upgrades.items())]
+        if ' -s ' in script:
+            return 0, 'Get:1 http://deb.debian.org/debian bookworm InRelease\n' + '\n'.join(lines) + '\n', ''
+        if self.install_error:
+            return 100, 'output\n', self.install_error
+        for name, version in upgrades.items():
+            self.db[name] = ('installed', version)
+        return 0, 'Setting up ...\n', ''
 
     def _install(self, specs, simulate):
         errors = []
@@ -411,7 +433,7 @@ def root(tmp_path, monkeypatch):
     """A minimal Debian root, owned by the user running the tests (who plays root)."""
     monkeypatch.setattr(utils, 'ROOT_UID', os.getuid())
     path = tmp_path / 'jail'
-    for directory in ('var/lib/dpkg', 'var/lib/apt/periodic', 'dev', 'usr/sbin'):
+    for directory in ('var/lib/dpkg', 'var/lib/apt/periodic', 'var/lib/apt/lists', 'dev', 'usr/sbin'):
         (path / directory).mkdir(parents=True)
     (path / 'var/lib/dpkg/status').write_text('')
     return path
@@ -440,7 +462,7 @@ def fake(root, monkeypatch):
 
 
 def run(root, check_mode=False, diff=False, **args):
-    if 'pkg' not in args:
+    if 'pkg' not in args and 'upgrade' not in args:
         args.setdefault('name', ['apache2', 'curl'])
     args.update(root=str(root), _ansible_check_mode=check_mode, _ansible_diff=diff)
     with patch_module_args(args), pytest.raises(ModuleExit) as leaving:
@@ -775,3 +797,98 @@ def test_dev_outside_the_root_is_refused(fake, root):
 
     assert result['failed'] and result['msg'] == f'{root}/dev resolves to /dev, outside the root'
     assert fake.apt_calls() == []
+
+
+def test_upgrade_script():
+    safe = utils.apt_upgrade_script('safe', proxy=PROXY, simulate=False)
+    update, upgrade, clean = safe.split(' && ')
+    assert update.startswith('apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=')
+    assert update.endswith(f'-o APT::Update::Error-Mode=any -o Acquire::http::Proxy={PROXY} update')
+    assert upgrade.startswith('apt-get -q -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -y ')
+    assert upgrade.endswith('--force-confold -o Acquire::http::Proxy=' + PROXY + ' --with-new-pkgs upgrade')
+    assert clean == 'apt-get -q clean'
+    full = utils.apt_upgrade_script('full', proxy=None, simulate=True)
+    update, simulation = full.split(' && ')
+    assert 'Proxy' not in full
+    assert simulation.startswith('apt-get -q -s ') and simulation.endswith(' dist-upgrade')
+
+
+def test_parse_upgrade_simulation():
+    output = (
+        'Get:1 http://deb.debian.org/debian bookworm InRelease [151 kB]\n'
+        'Inst libssl3 [3.0.15-1~deb12u1] (3.0.17-1~deb12u2 Debian:12.12/stable [amd64])\n'
+        'Inst libnew1 (1.0-1 Debian:12.12/stable [amd64])\n'
+        'Remv oldlib2 [2.1-3]\n'
+        'Conf libssl3 (3.0.17-1~deb12u2 Debian:12.12/stable [amd64])\n'
+    )
+    assert utils.parse_upgrade_simulation(output) == {
+        'libssl3': ('3.0.15-1~deb12u1', '3.0.17-1~deb12u2'),
+        'libnew1': (None, '1.0-1'),
+        'oldlib2': ('2.1-3', None),
+    }
+
+
+def test_package_changes():
+    before = {'a': utils.Package('installed', '1'), 'b': utils.Package('installed', '2'),
+              'c': utils.Package('installed', '3'), 'd': utils.Package('config-files', '4')}
+    after = {'a': utils.Package('installed', '1.1'), 'b': utils.Package('installed', '2'),
+             'c': utils.Package('config-files', '3'), 'd': utils.Package('config-files', '4'),
+             'e': utils.Package('installed', '5')}
+    assert utils.package_changes(before, after) == {'a': ('1', '1.1'), 'c': ('3', None), 'e': (None, '5')}
+
+
+def test_upgrade_check_mode_simulates_with_fresh_indexes_and_changes_nothing(fake, root):
+    fake.db['curl'] = ('installed', '7.80-1')
+    before = dict(fake.db)
+
+    result = run(root, check_mode=True, diff=True, upgrade='safe', proxy=PROXY)
+
+    assert result['changed'] is True
+    assert result['upgraded'] == ['curl'] and result['installed'] == [] and result['removed'] == []
+    assert result['versions'] == {'curl': {'before': '7.80-1', 'after': '7.88-1'}}
+    assert result['diff']['before'] == 'curl=7.80-1\n' and result['diff']['after'] == 'curl=7.88-1\n'
+    assert fake.db == before
+    (policy, _existed), = fake.policy_seen
+    assert policy == ''  # a simulation runs no maintainer script
+    upgrade_call, = (call for call in fake.calls if call[0] == 'upgrade')
+    assert ' -s ' in upgrade_call[1]
+
+
+def test_upgrade_then_nothing_to_do(fake, root):
+    fake.db['curl'] = ('installed', '7.80-1')
+
+    first = run(root, upgrade='full', proxy=PROXY)
+
+    assert first['changed'] is True and first['upgraded'] == ['curl']
+    assert first['versions'] == {'curl': {'before': '7.80-1', 'after': '7.88-1'}}
+    assert fake.db['curl'] == ('installed', '7.88-1')
+    (policy, existed), = fake.policy_seen
+    assert policy and existed  # services denied while dpkg runs maintainer scripts
+    upgrade_call, = (call for call in fake.calls if call[0] == 'upgrade')
+    assert upgrade_call[1].endswith(' dist-upgrade && apt-get -q clean')
+    assert not (root / 'usr/sbin/policy-rc.d').exists()
+
+    second = run(root, upgrade='full', proxy=PROXY)
+    assert second['changed'] is False and second['versions'] == {}
+
+
+def test_upgrade_failure_reports_apt_output(fake, root):
+    fake.db['curl'] = ('installed', '7.80-1')
+    fake.install_error = 'E: Sub-process /usr/bin/dpkg returned an error code (1)'
+
+    result = run(root, upgrade='safe')
+
+    assert result['failed'] and 'apt-get update and upgrade failed' in result['msg']
+    assert 'dpkg returned an error code' in result['msg']
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'upgrade': 'safe', 'name': ['curl']}, 'name and upgrade are mutually exclusive'),
+    ({'upgrade': 'none'}, 'name is required unless upgrade'),
+    ({'upgrade': 'safe', 'proxy': 'ftp://proxy'}, 'is not the URL of an HTTP proxy'),
+])
+def test_upgrade_bad_arguments_fail_before_anything_runs(fake, root, args, message):
+    result = run(root, **args)
+
+    assert result['failed'] and message in result['msg']
+    assert fake.calls == []

@@ -1,0 +1,49 @@
+"""Adding and removing a jail (docs/operations.md): playbooks/remove-jail.yml removes one named
+jail, keeps its data unless purged, and never touches the other jails."""
+
+from __future__ import annotations
+
+from hostlib import jail_pids, load_vars, run_play, run_playbook
+
+VARS = load_vars(__file__)
+JAIL = "files"
+DIR = f"/var/lib/jailhost/jails/{JAIL}"
+ADD = {
+    "become": True,
+    "roles": [{"role": "jailhost.jails.rootfs", "vars": {"rootfs_jails": [{"name": "db"}, {"name": "web"}, {"name": JAIL}]}}],
+    "tasks": [{"name": "Run the files jail", "jailhost.jails.sandbox": {
+        "name": JAIL, "root": f"{DIR}/root", "bridge": "br0", "ip": "10.42.0.30",
+        "command": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "10.42.0.30", "--directory", "/srv"]}}],
+}
+
+
+def others(host) -> dict:
+    return {jail: jail_pids(host, jail)[0] for jail in ("web", "db")}
+
+
+def test_add_then_remove_a_jail_keeps_its_data_unless_purged(host, tmp_path):
+    before = others(host)
+    added = run_play(host, ADD, tmp_path, extra_vars={k: v for k, v in VARS.items() if k != "rootfs_jails"})
+    assert added.returncode == 0, added.stdout + added.stderr
+    main, _, daemons = jail_pids(host, JAIL)
+    host.run_expect([0], f"echo kept > {DIR}/root/srv/data.txt")
+    served = host.run(f"nsenter -t {daemons[0]} -n -- curl -s http://10.42.0.30:8080/data.txt")
+    assert served.stdout.strip() == "kept"
+
+    # No name: refused before anything changes.
+    refused = run_playbook(host, "remove-jail", tmp_path, extra_vars=VARS)
+    assert refused.returncode != 0 and "give the jail to remove with -e remove_jail_name=NAME" in refused.stdout
+    assert jail_pids(host, JAIL)[0] == main
+
+    removed = run_playbook(host, "remove-jail", tmp_path, extra_vars={**VARS, "remove_jail_name": JAIL})
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert host.run(f"systemctl cat jailhost-{JAIL}.service").rc != 0
+    assert not host.mount_point(f"{DIR}/root").exists
+    assert host.file(f"{DIR}/upper/srv/data.txt").content_string == "kept\n"
+    assert others(host) == before
+
+    purged = run_playbook(host, "remove-jail", tmp_path,
+                          extra_vars={**VARS, "remove_jail_name": JAIL, "remove_jail_purge": True})
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    assert not host.file(DIR).exists
+    assert others(host) == before
