@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from attacklib import WebShell, install_jailenter, jail_run
+from attacklib import PRELUDE, WebShell, install_jailenter, jail_run
 from hostlib import jail_pids, load_vars, proc_status, public_address, wait_until
 
 VARS = load_vars(__file__)
@@ -270,7 +270,7 @@ def test_host_control_sockets_and_firejail_state_are_absent(host, shell):
 @pytest.fixture
 def sentinel(host):
     """A process on the host running as www-data's uid: only the PID namespace protects it."""
-    link = f"/usr/local/lib/jailhost-test/jhsentinel"
+    link = "/usr/local/lib/jailhost-test/jhsentinel"
     host.run_expect([0], f"ln -sf /bin/sleep {link}")
     pid = int(host.check_output(f"setsid setpriv --reuid=33 --regid=33 --clear-groups {link} 600 "
                                 ">/dev/null 2>&1 </dev/null & echo $!"))
@@ -529,7 +529,7 @@ def test_www_data_keyctl_bpf_and_friends_are_filtered(host, shell):
         blocked(result, label, "EPERM")
     # The same calls on the test host as uid 33 outside the jail: what seccomp changes.
     control = host.run(f"setpriv --reuid=33 --regid=33 --clear-groups python3 - <<'EOF'\n"
-                       f"{_prelude()}{SECCOMP}\nprint(json.dumps(out))\nEOF")
+                       f"{PRELUDE}{SECCOMP}\nprint(json.dumps(out))\nEOF")
     print(f"  control (uid 33 on the host, no jail): {control.stdout.strip()}")
 
 
@@ -542,11 +542,6 @@ def test_root_in_jail_keyctl_bpf_and_friends_are_filtered(host, root_entry):
                   "sethostname", "swapon", "reboot_cad"):
         blocked(result, label, "EPERM")
     assert host.check_output("hostname") != "owned"
-
-
-def _prelude() -> str:
-    from attacklib import PRELUDE
-    return PRELUDE
 
 
 def test_setuid_binary_gains_nothing(host, shell):
