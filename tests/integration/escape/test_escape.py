@@ -222,19 +222,18 @@ def test_other_jails_roots_are_unreachable(host, root_entry, planted):
 
 
 def test_root_in_jail_cannot_change_the_shared_base(host, root_entry):
-    """Writes of root in the jail land in its own overlay layer, never in the base of all jails."""
+    """Root in the jail owns its files and may write them, but the write lands in the web jail's
+    own overlay layer: the base image all jails share, and the db jail, never see it."""
     base = host.check_output(f"cat /var/lib/jailhost/jails/{WEB}/base").strip()
     probe = f"/usr/lib/{MARK}"
-    result = as_root(host, f"attempt('write', lambda: open({probe!r}, 'w').write('x'))\n"
-                           "attempt('append', lambda: open('/usr/bin/python3', 'ab').write(b''))")
+    result = as_root(host, f"attempt('write', lambda: open({probe!r}, 'w').write('x'))")
     try:
+        assert result["write"]["ok"], "control: root in the jail writes its own /usr/lib"
+        assert host.file(f"/var/lib/jailhost/jails/{WEB}/upper{probe}").exists, "the write is not in the jail's layer"
         assert not host.file(f"{base}{probe}").exists, "the jail wrote into the shared base"
         assert not host.file(f"{DB_ROOT}{probe}").exists, "the write is visible in the db jail"
-        assert host.file(f"/var/lib/jailhost/jails/{WEB}/upper{probe}").exists == result["write"]["ok"]
-        assert host.run(f"grep -q ' {base} .*\\bro\\b' /proc/mounts || "
-                        f"! grep -q ' {base} ' /proc/mounts").rc == 0
     finally:
-        host.run(f"rm -f /var/lib/jailhost/jails/{WEB}/upper{probe}")
+        as_root(host, f"attempt('cleanup', lambda: os.unlink({probe!r}))")
 
 
 @pytest.mark.parametrize("directory", ["/etc", "/usr/bin", "/usr/lib", "/var/lib", "/sbin"])
