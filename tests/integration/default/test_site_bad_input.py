@@ -37,7 +37,8 @@ CASES = {
     "bridge subnet overlapping the uplink": (
         {"bridge_address": "10.254.0.1/16", "apache_ip": "10.254.42.10", "postgresql_address": "10.254.42.20"},
         "bridge_address 10.254.0.1/16 overlaps"),
-    "path with ..": ({"apache_log_dir": "/var/local/../../etc/apache2"}, "apache_log_dir must not contain '..'"),
+    "path with ..": ({"apache_log_dir": "/var/local/../../etc/apache2"},
+                     "apache_log_dir '/var/local/../../etc/apache2' must be an absolute path without '..'"),
     "document root with ..": (
         {"apache_vhosts": [{**VARS["apache_vhosts"][0], "document_root": "/var/www/../../root"}]},
         "apache_vhosts[0].document_root '/var/www/../../root' must not contain '..'"),
