@@ -509,6 +509,11 @@ def ensure_app_user(module) -> dict:
     if shell == 'sandboxed' and not jail:
         raise AppUserError('shell=sandboxed needs a jail: the login lands in that jail')
     root = jail_root_of(params)
+    jail_gone = root is not None and not os.path.isfile(os.path.join(root, 'etc/passwd')) and state == 'absent'
+    if jail_gone:
+        # The jail root is gone (removed by the rootfs role): only the host side is left to remove,
+        # and there is no home to purge (the rootfs role's purge deletes the jail's data).
+        root = None
     if root is not None and not os.path.isfile(os.path.join(root, 'etc/passwd')):
         raise AppUserError(f'{root} is not a mounted jail root (no etc/passwd): run the rootfs role for jail {jail}')
     if state == 'present' and shell == 'sandboxed' and not os.access(HOST_PREFIX + LOGIN_SHELL, os.X_OK):
@@ -535,7 +540,7 @@ def ensure_app_user(module) -> dict:
                 runner.run(argv)
         runner.remove(keys_path)
         runner.remove(login_path)
-        purged = params['purge'] and purge_home(runner, home_path)
+        purged = params['purge'] and not jail_gone and purge_home(runner, home_path)
         result.update(changed=runner.changed, commands=runner.commands, purged=bool(purged))
         if module._diff:
             result['diff'] = {'before': before_text + '\n' + (before_keys or ''), 'after': '',

@@ -405,3 +405,12 @@ def test_symlink_in_home_path_is_refused_before_any_change(lab, link):
     result = run(lab, name='shop', jail='shop')
     assert result['failed'] and 'is not a directory' in result['msg']
     assert lab['calls'] == [] and line(lab['host'] / 'etc/passwd', 'shop') is None
+
+
+@needs_root
+def test_absent_after_the_jail_root_is_gone(lab):
+    run(lab, name='shop', jail='shop')
+    shutil.rmtree(lab['jails'] / 'shop')
+    gone = run(lab, name='shop', jail='shop', state='absent', purge=True)
+    assert gone['changed'] and not gone['purged']
+    assert line(lab['host'] / 'etc/passwd', 'shop') is None
