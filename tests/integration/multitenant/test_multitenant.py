@@ -54,7 +54,7 @@ def test_each_site_is_served_with_its_own_data(host, name):
 
 def test_an_unknown_name_gets_the_proxy_not_an_app(host):
     status, body = curl(host, "unknown.example.test", "/health.txt")
-    assert (status, body) == (200, "ok")
+    assert (status, body.strip()) == (200, "ok")
     status, body = curl(host, "unknown.example.test")
     assert all(row not in body for app in APPS.values() for row in app["content"])
 
