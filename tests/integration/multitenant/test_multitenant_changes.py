@@ -115,7 +115,36 @@ def test_adding_a_third_app_touches_only_the_new_app(host, tmp_path):
     page = subprocess.run(["curl", "-s", "--max-time", "15", "--resolve", f"{third['domain']}:80:{public_address(host)}",
                            f"http://{third['domain']}/"], capture_output=True, text=True, check=False).stdout
     assert third["content"][0] in page, page
-    # And the next run changes nothing.
-    again = run_role(host, "jailhost.jails.apps", role_vars(apps), tmp_path)
-    assert again.returncode == 0 and changed_tasks(again.stdout) == [], changed_tasks(again.stdout)
 
+
+def test_removing_an_app_keeps_its_data_and_the_others_untouched(host, tmp_path):
+    third = VARS["apps_third_app"]
+    home = f"{JAILS}/gamma/upper{VARS.get('apps_home_dir', '/srv')}/gamma"
+    before_units = units(host)
+    before_files = {name: jail_files(host, name) for name in ("alpha", "beta")}
+    assert host.run("getent passwd gamma").rc == 0, "run after test_adding_a_third_app_touches_only_the_new_app"
+    apps = copy.deepcopy(VARS["apps_list"]) + [{"name": "gamma", "state": "absent"}]
+    result = run_role(host, "jailhost.jails.apps", role_vars(apps), tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    after_units = units(host)
+    assert "jailhost-gamma.service" not in after_units
+    for unit in ("jailhost-alpha.service", "jailhost-beta.service", "jailhost-proxy.service", "jailhost-db.service"):
+        assert after_units[unit] == before_units[unit], f"{unit} was restarted"
+    for name in ("alpha", "beta"):
+        assert jail_files(host, name) == before_files[name], f"{name}'s files changed"
+    # The user is gone, its root unmounted, its files kept (in the jail's own layer).
+    assert host.run("getent passwd gamma").rc == 2
+    assert host.run(f"findmnt {JAILS}/gamma/root").rc == 1
+    assert host.file(f"{home}/www/index.php").exists
+    # Its site is gone from the proxy, its database is kept but nobody may log in to it.
+    page = subprocess.run(["curl", "-s", "--max-time", "15", "--resolve", f"{third['domain']}:80:{public_address(host)}",
+                           f"http://{third['domain']}/"], capture_output=True, text=True, check=False).stdout
+    assert third["content"][0] not in page
+    hba = host.check_output(f"cat {JAILS}/db/root/etc/postgresql/15/main/pg_hba.conf")
+    assert "gamma" not in hba
+
+    kept = host.check_output(
+        f"chroot {JAILS}/db/root setpriv --reuid=postgres --regid=postgres --init-groups "
+        "/usr/lib/postgresql/15/bin/psql -XAtq -h /run/postgresql -d postgres "
+        "-c \"SELECT datname FROM pg_database WHERE datname = 'gamma'\"")
+    assert kept == "gamma"
