@@ -537,6 +537,11 @@ def ensure_app_user(module) -> dict:
     if state == 'absent':
         for target, db in zip(targets, dbs):
             for argv in removal_commands(name, target, db):
+                # userdel also removes the user's own group where login.defs says
+                # USERGROUPS_ENAB yes (Debian's default): groupdel only what is left.
+                if argv[0] == 'groupdel' and not runner.check \
+                        and name not in read_database(target.prefix or HOST_PREFIX).groups:
+                    continue
                 runner.run(argv)
         runner.remove(keys_path)
         runner.remove(login_path)

@@ -230,6 +230,8 @@ def make_root(path):
     (path / 'etc/gshadow').write_text('root:*::\nwww-data:*::\n')
     for name in ('shadow', 'gshadow'):
         os.chmod(path / 'etc' / name, 0o640)
+    # As Debian's: userdel then removes the user's own group itself.
+    (path / 'etc/login.defs').write_text('USERGROUPS_ENAB yes\n')
     return path
 
 
