@@ -1,0 +1,177 @@
+"""Multi-tenant host (roles/apps): each app's site served with its own data through the front
+proxy, each app's Apache running as its own user in its own jail, and tenants isolated from each
+other: files on the host and across jails, processes, databases.
+
+The attacks on another tenant run as a hijacked application would: a PHP probe dropped into app
+alpha's document root and requested through the proxy runs as alpha's Apache worker in alpha's
+jail. Every negative check has a positive control (the same probe succeeds on alpha's own data),
+so a probe that cannot run does not pass as "isolated".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from hostlib import jail_pids, load_vars, proc_status, public_address
+
+VARS = load_vars(__file__)
+APPS = {app["name"]: app for app in VARS["apps_list"]}
+JAILS = "/var/lib/jailhost/jails"
+
+
+def curl(host, domain: str, path: str = "/", scheme: str = "http") -> tuple[int, str]:
+    """GET through the host's published port, with the name the proxy routes by (SNI and Host)."""
+    port = 443 if scheme == "https" else 80
+    out = subprocess.run(
+        ["curl", "-sk", "--max-time", "15", "--resolve", f"{domain}:{port}:{public_address(host)}",
+         "-w", "\n%{http_code}", f"{scheme}://{domain}{path}"],
+        capture_output=True, text=True, check=False).stdout
+    body, _, code = out.rpartition("\n")
+    return int(code or 0), body
+
+
+def ids(host, user: str, root: str = "") -> tuple[int, int]:
+    line = host.check_output(f"grep '^{user}:' {root}/etc/passwd")
+    fields = line.split(":")
+    return int(fields[2]), int(fields[3])
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_each_site_is_served_with_its_own_data(host, name):
+    other = "beta" if name == "alpha" else "alpha"
+    for scheme in ("http", "https"):
+        status, body = curl(host, APPS[name]["domain"], scheme=scheme)
+        assert status == 200, body
+        for row in APPS[name]["content"]:
+            assert row in body
+        for row in APPS[other]["content"]:
+            assert row not in body
+
+
+def test_an_unknown_name_gets_the_proxy_not_an_app(host):
+    status, body = curl(host, "unknown.example.test", "/health.txt")
+    assert (status, body.strip()) == (200, "ok")
+    status, body = curl(host, "unknown.example.test")
+    assert all(row not in body for app in APPS.values() for row in app["content"])
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_user_has_the_same_ids_on_the_host_and_in_its_jail_and_a_locked_password(host, name):
+    root = f"{JAILS}/{name}/root"
+    uid, gid = ids(host, name)
+    assert ids(host, name, root) == (uid, gid)
+    assert 20000 <= uid <= 29999
+    if APPS[name].get("uid"):
+        assert uid == APPS[name]["uid"]
+    for shadow in ("/etc/shadow", f"{root}/etc/shadow"):
+        assert host.check_output(f"grep '^{name}:' {shadow} | cut -d: -f2").startswith("!")
+    home = host.file(f"{root}/srv/{name}")
+    assert (home.uid, home.gid, home.mode) == (uid, gid, 0o750)
+    # The user exists in its own jail only.
+    other = "beta" if name == "alpha" else "alpha"
+    assert host.run(f"grep -q '^{other}:' {root}/etc/passwd").rc == 1
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_apache_workers_run_as_the_apps_user_confined(host, name):
+    uid, _ = ids(host, name)
+    _, child, daemons = jail_pids(host, name)
+    workers = [int(p) for p in host.check_output(f"pgrep -P {daemons[0]}").split()]
+    assert workers
+    for pid in workers:
+        status = proc_status(host, pid)
+        assert status["Uid"].split()[0] == str(uid)
+        assert (status["CapEff"], status["NoNewPrivs"]) == ("0000000000000000", "1")
+        assert host.file(f"/proc/{pid}/ns/pid").linked_to != host.file("/proc/1/ns/pid").linked_to
+
+
+def test_the_other_tenants_files_are_unreadable_on_the_host(host):
+    alpha_uid, alpha_gid = ids(host, "alpha")
+    beta_uid, beta_gid = ids(host, "beta")
+    beta_files = [f"{JAILS}/beta/root/srv/beta/www/index.php", f"{JAILS}/beta/root/etc/jailhost-app/database.json"]
+
+    def read_as(uid, gid, path):
+        return host.run(f"setpriv --reuid={uid} --regid={gid} --clear-groups cat {path}")
+
+    for path in beta_files:
+        assert read_as(beta_uid, beta_gid, path).rc == 0, path  # control: the owner can
+        denied = read_as(alpha_uid, alpha_gid, path)
+        assert denied.rc == 1 and "Permission denied" in denied.stderr, path
+    assert "beta-Secret-2" in read_as(beta_uid, beta_gid, beta_files[1]).stdout
+
+
+@pytest.fixture
+def alpha_probe(host):
+    """A PHP file in alpha's document root: what a hijacked alpha could run as its worker."""
+    name = f"probe-{uuid.uuid4().hex}.php"
+    path = f"{JAILS}/alpha/root/srv/alpha/www/{name}"
+    db_ip = VARS["apps_db_ip"]
+    alpha, beta = APPS["alpha"], APPS["beta"]
+    code = f"""<?php
+header('Content-Type: application/json');
+function try_db($conninfo) {{
+    $c = @pg_connect($conninfo . ' connect_timeout=3');
+    if ($c === false) {{ return 'refused'; }}
+    $r = @pg_query($c, 'SELECT count(*) FROM items');
+    return $r === false ? 'connected, no query' : 'read ' . pg_fetch_result($r, 0, 0) . ' rows';
+}}
+$procs = array_values(array_filter(scandir('/proc'), 'ctype_digit'));
+$users = [];
+foreach ($procs as $p) {{ $s = @file_get_contents("/proc/$p/status");
+    if ($s && preg_match('/^Uid:\\s+(\\d+)/m', $s, $m)) {{ $users[] = (int)$m[1]; }} }}
+echo json_encode([
+  'uid' => posix_getuid(),
+  'own_db' => try_db("host={db_ip} dbname=alpha user=alpha password={alpha['db']['password']}"),
+  'beta_db_with_alpha_login' => try_db("host={db_ip} dbname=beta user=alpha password={alpha['db']['password']}"),
+  'beta_db_with_beta_login' => try_db("host={db_ip} dbname=beta user=beta password={beta['db']['password']}"),
+  'own_home' => is_readable('/srv/alpha'),
+  'beta_home_exists' => file_exists('/srv/beta'),
+  'beta_root_via_host_path' => file_exists('{JAILS}/beta'),
+  'beta_passwd_entry' => strpos((string)@file_get_contents('/etc/passwd'), 'beta:') !== false,
+  'proc_uids' => array_values(array_unique($users)),
+  'proc_count' => count($procs),
+  'shadow_readable' => is_readable('/etc/shadow'),
+]);
+"""
+    host.run_expect([0], f"cat > {path} <<'EOF_PROBE'\n{code}EOF_PROBE\nchmod 0644 {path}")
+    yield name
+    host.run(f"rm -f {path}")
+
+
+def test_a_hijacked_app_cannot_reach_the_other_tenant(host, alpha_probe):
+    status, body = curl(host, APPS["alpha"]["domain"], f"/{alpha_probe}")
+    assert status == 200, body
+    seen = json.loads(body)
+    alpha_uid, _ = ids(host, "alpha")
+    beta_uid, _ = ids(host, "beta")
+    # Controls: the probe runs as alpha and reaches alpha's own home and database.
+    assert seen["uid"] == alpha_uid
+    assert seen["own_home"] is True
+    assert seen["own_db"] == f"read {len(APPS['alpha']['content'])} rows"
+    # Beta's database: neither with alpha's login nor with beta's (stolen) login from alpha's address.
+    assert seen["beta_db_with_alpha_login"] == "refused"
+    assert seen["beta_db_with_beta_login"] == "refused"
+    # Beta's files and user do not exist in alpha's jail, nor does the host's jail directory.
+    assert seen["beta_home_exists"] is False and seen["beta_root_via_host_path"] is False
+    assert seen["beta_passwd_entry"] is False and seen["shadow_readable"] is False
+    # Only alpha's processes: root (sandbox, Apache parent) and alpha's workers, never beta's.
+    assert set(seen["proc_uids"]) <= {0, alpha_uid} and beta_uid not in seen["proc_uids"]
+    assert seen["proc_count"] < 40
+
+
+def test_each_database_accepts_only_its_own_apps_address(host):
+    hba = host.check_output(f"grep -E '^host' {JAILS}/db/root/etc/postgresql/15/main/pg_hba.conf")
+    lines = {tuple(line.split()[1:4]) for line in hba.splitlines() if "reject" not in line}
+    assert lines == {("alpha", "alpha", f"{APPS['alpha']['ip']}/32"), ("beta", "beta", f"{APPS['beta']['ip']}/32")}
+    # PUBLIC may not connect to an app's database (defence in depth behind pg_hba).
+    def may_connect(role, database):
+        return host.check_output(
+            f"chroot {JAILS}/db/root setpriv --reuid=postgres --regid=postgres --init-groups "
+            f"/usr/lib/postgresql/15/bin/psql -XAtq -h /run/postgresql -d postgres "
+            f"-c \"SELECT has_database_privilege('{role}', '{database}', 'CONNECT')\"")
+    assert may_connect("beta", "beta") == "t" and may_connect("alpha", "alpha") == "t"
+    assert may_connect("alpha", "beta") == "f" and may_connect("beta", "alpha") == "f"
