@@ -40,9 +40,9 @@ def measure(lab: Lab, starts: int = 5) -> list[dict]:
     db = [float(lab.ssh(START_DB)) for _ in range(starts)]
     return [
         row("site.yml cold converge (fresh host, warm apt proxy)", [cold], "s", "<= 240 s", cold <= 240,
-            detail=cold_recap.split(" ", 1)[-1]),
+            detail=cold_recap.split(":", 1)[-1].strip()),
         row("site.yml no-change re-run", [warm], "s", "<= 15 s, changed=0", warm <= 15 and changed == 0,
-            detail=warm_recap.split(" ", 1)[-1]),
+            detail=warm_recap.split(":", 1)[-1].strip()),
         row("web jail: systemctl start -> HTTP 200", web, "s", "<= 2 s", statistics.median(web) <= 2),
         row("db jail: systemctl start -> pg_isready", db, "s", "<= 3 s", statistics.median(db) <= 3),
     ]
