@@ -191,7 +191,7 @@ def validate_mode(mode) -> int:
         value = int(str(mode), 8) if not isinstance(mode, int) else mode
     except ValueError:
         raise AppUserError(f'home_mode {mode!r} is not an octal mode') from None
-    if value & ~0o7777 or value & 0o027 or not value & 0o700 == 0o700:
+    if value & ~0o7777 or value & 0o027 or value & 0o700 != 0o700:
         raise AppUserError(
             f'home_mode {mode!r} must be 0750 or stricter (no group write, nothing for others) and give the owner rwx')
     return value

@@ -35,7 +35,7 @@ description:
     the sshd configuration of the M(jailhost.jails.apps) role matches (C(Match Group)) - no
     passwords, no forwarding, root-managed keys, and the forced sandboxed login.
 author:
-  - jailhost.jails contributors
+  - jailhost.jails contributors (@jailhost)
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
