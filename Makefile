@@ -11,12 +11,13 @@ export PY_COLORS := 0
 
 SCENARIOS ?= $(sort $(filter-out shared,$(notdir $(wildcard molecule/*))))
 
-.PHONY: help deps test lint unit molecule build demo demo-destroy clean
+.PHONY: help deps test lint unit molecule build demo demo-destroy bench clean
 
 help:
 	@echo "make demo          boot a lab host, run playbooks/site.yml against it, show the result"
 	@echo "make demo-destroy  remove the lab host"
 	@echo "make test          lint, unit tests and every Molecule scenario, with a summary"
+	@echo "make bench         benchmarks on their own lab hosts; writes bench/results/latest.md"
 	@echo "make lint | unit | build | molecule SCENARIOS=bridge | clean"
 
 deps:
@@ -43,6 +44,9 @@ demo: deps
 
 demo-destroy: deps
 	@bash scripts/demo.sh down
+
+bench: deps
+	cd bench && $(VENV)/bin/python run.py
 
 clean:
 	-$(VENV)/bin/python molecule/shared/labhost.py destroy-all

@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 
-from lablib import Lab
+from lablib import Lab, print_rows, row
 
 HOST = "bench-jails"
 BRIDGE = {"bridge_name": "br0", "bridge_address": "10.42.0.1/24"}
@@ -65,11 +65,51 @@ print(time.monotonic() - t0)
 """
 
 
-def fmt(values: list[float], unit: str) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f} {unit}"
-    return (f"median {statistics.median(values):.2f} {unit} (min-max {min(values):.2f}-{max(values):.2f}, "
-            f"n={len(values)})")
+def measure(lab: Lab, jails: int = 10, starts: int = 5) -> list[dict]:
+    """Jail cost figures on a fresh lab host: the 1st, 2nd and Nth jail, the anchors, start-up."""
+    info = lab.info
+    first = converge(lab, [1])
+    base = lab.ssh("cat /var/lib/jailhost/jails/j1/base").strip()
+    base_kb = int(lab.ssh(f"du -sk {base} | cut -f1"))
+
+    def added(i: int) -> tuple[float, float, float]:
+        """(converge adding jail i, its new disk in MB, on-host mount time of its root)."""
+        seconds = converge(lab, list(range(1, i + 1)))
+        disk_kb = int(lab.ssh(
+            f"du -sck /var/lib/jailhost/jails/j{i}/upper /var/lib/jailhost/jails/j{i}/work | tail -1 | cut -f1"))
+        unit = lab.ssh(f"systemd-escape --path --suffix=mount /var/lib/jailhost/jails/j{i}/root").strip()
+        mount = float(lab.ssh(
+            f"systemctl stop jailhost-j{i}.service; systemctl stop {unit}; "
+            f"s=$(date +%s.%N); systemctl start {unit}; e=$(date +%s.%N); "
+            f"systemctl start jailhost-j{i}.service; python3 -c \"print($e - $s)\""))
+        return seconds, disk_kb / 1024, mount
+
+    second = added(2)
+    converge(lab, list(range(1, jails)))  # jails 3 .. N-1 in one run: not measured
+    last = added(jails)
+    deboot = float(lab.ssh(
+        "rm -rf /var/tmp/bench-deboot; s=$(date +%s.%N); "
+        f"http_proxy={info['apt_proxy']} debootstrap --variant=minbase --include=python3,ca-certificates "
+        "bookworm /var/tmp/bench-deboot http://deb.debian.org/debian >/dev/null 2>&1; e=$(date +%s.%N); "
+        "rm -rf /var/tmp/bench-deboot; python3 -c \"print($e - $s)\""))
+    copy = float(lab.ssh(
+        f"apt-get install -y -q rsync >/dev/null 2>&1; rm -rf /var/tmp/bench-copy; s=$(date +%s.%N); "
+        f"rsync -a {base}/ /var/tmp/bench-copy/; e=$(date +%s.%N); python3 -c \"print($e - $s)\""))
+    copy_kb = int(lab.ssh("du -sk /var/tmp/bench-copy | cut -f1; rm -rf /var/tmp/bench-copy"))
+    start = [float(lab.ssh(f"python3 -c '{START_TO_SERVING}' jailhost-j1.service http://{ip_of(1)}:8080/"))
+             for _ in range(starts)]
+    anchors = f"fresh debootstrap {deboot:.0f} s / {base_kb / 1024:.0f} MB; rsync copy {copy:.1f} s / {copy_kb / 1024:.0f} MB"
+    return [
+        row("1st jail: converge (base debootstrap + jail + daemon)", [first], "s", "-", None, anchors),
+        row("2nd jail: root filesystem mount", [second[2]], "s", "<= 1 s", second[2] <= 1, anchors,
+            f"whole converge adding it {second[0]:.1f} s"),
+        row("2nd jail: new disk", [second[1]], "MB", "<= 10 MB", second[1] <= 10, anchors),
+        row(f"{jails}th jail: root filesystem mount", [last[2]], "s", "<= 1 s", last[2] <= 1, anchors,
+            f"whole converge adding it {last[0]:.1f} s"),
+        row(f"{jails}th jail: new disk", [last[1]], "MB", "<= 10 MB", last[1] <= 10, anchors),
+        row("jailed HTTP server: systemctl start -> HTTP 200", start, "s", "<= 2 s",
+            statistics.median(start) <= 2),
+    ]
 
 
 def main() -> int:
@@ -80,54 +120,14 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     lab = Lab(HOST)
-    info = lab.info
-    rows = []
     try:
-        first = converge(lab, [1])
-        base = lab.ssh("cat /var/lib/jailhost/jails/j1/base").strip()
-        base_kb = int(lab.ssh(f"du -sk {base} | cut -f1"))
-        per_jail, disk_kb, mount_s = [], [], []
-        for i in range(2, args.jails + 1):
-            per_jail.append(converge(lab, list(range(1, i + 1))))
-            disk_kb.append(int(lab.ssh(
-                f"du -sck /var/lib/jailhost/jails/j{i}/upper /var/lib/jailhost/jails/j{i}/work | tail -1 | cut -f1")))
-            unit = lab.ssh(f"systemd-escape --path --suffix=mount /var/lib/jailhost/jails/j{i}/root").strip()
-            mount_s.append(float(lab.ssh(
-                f"systemctl stop jailhost-j{i}.service; systemctl stop {unit}; "
-                f"s=$(date +%s.%N); systemctl start {unit}; e=$(date +%s.%N); "
-                f"systemctl start jailhost-j{i}.service; python3 -c \"print($e - $s)\"")))
-        deboot = float(lab.ssh(
-            "rm -rf /var/tmp/bench-deboot; s=$(date +%s.%N); "
-            f"http_proxy={info['apt_proxy']} debootstrap --variant=minbase --include=python3,ca-certificates "
-            "bookworm /var/tmp/bench-deboot http://deb.debian.org/debian >/dev/null 2>&1; e=$(date +%s.%N); "
-            "rm -rf /var/tmp/bench-deboot; python3 -c \"print($e - $s)\""))
-        copy = float(lab.ssh(
-            f"apt-get install -y -q rsync >/dev/null 2>&1; rm -rf /var/tmp/bench-copy; s=$(date +%s.%N); "
-            f"rsync -a {base}/ /var/tmp/bench-copy/; e=$(date +%s.%N); python3 -c \"print($e - $s)\""))
-        copy_kb = int(lab.ssh("du -sk /var/tmp/bench-copy | cut -f1; rm -rf /var/tmp/bench-copy"))
-        starts = [float(lab.ssh(f"python3 -c '{START_TO_SERVING}' jailhost-j1.service http://{ip_of(1)}:8080/"))
-                  for _ in range(args.starts)]
-        rows = [
-            ("1st jail: cold converge (base debootstrap + jail + daemon)", f"{first:.1f} s", "-"),
-            ("2nd jail: converge adding it", f"{per_jail[0]:.1f} s", "-"),
-            (f"{args.jails}th jail: converge adding it", f"{per_jail[-1]:.1f} s", "-"),
-            (f"jails 2-{args.jails}: converge adding one", fmt(per_jail, "s"), "-"),
-            (f"jails 2-{args.jails}: mount of the jail root alone (on host)", fmt(mount_s, "s"), "<= 1 s"),
-            (f"jails 2-{args.jails}: new disk per jail (after start)", fmt([k / 1024 for k in disk_kb], "MB"),
-             "<= 10 MB"),
-            ("anchor: fresh debootstrap of the base", f"{deboot:.1f} s, {base_kb / 1024:.0f} MB", "-"),
-            ("anchor: full copy (rsync -a, the seed's way)", f"{copy:.2f} s, {copy_kb / 1024:.0f} MB", "-"),
-            ("start-to-serving: systemctl start -> HTTP 200", fmt(starts, "s"), "<= 2 s"),
-        ]
+        rows = measure(lab, args.jails, args.starts)
     finally:
         if not args.keep:
             lab.close()
     print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}, {time.strftime('%Y-%m-%d')}; "
-          f"suite took {time.monotonic() - started:.0f} s")
-    print(f"| {'figure':<62} | {'measured':<48} | goal |")
-    print(f"|{'-' * 64}|{'-' * 50}|------|")
-    for figure, value, goal in rows:
-        print(f"| {figure:<62} | {value:<48} | {goal} |")
+          f"took {time.monotonic() - started:.0f} s")
+    print_rows(rows)
     return 0
 
 

@@ -59,3 +59,28 @@ class Lab:
 
     def close(self) -> None:
         subprocess.run([*LABHOST, "destroy", self.name], check=False)
+
+
+def row(figure: str, values: list[float], unit: str, goal: str, met: bool | None,
+        compared_with: str = "-", detail: str = "") -> dict:
+    """One figure of the results table: median and min-max of VALUES, the goal and whether the
+    median meets it (None: no goal)."""
+    import statistics
+
+    return {"figure": figure, "compared_with": compared_with, "goal": goal, "unit": unit,
+            "median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values), "met": met, "detail": detail}
+
+
+def format_value(r: dict) -> str:
+    digits = 3 if r["unit"] == "ratio" else 2
+    text = f"{r['median']:.{digits}f} {r['unit']}".replace(" ratio", "")
+    if r["n"] > 1:
+        text += f" ({r['min']:.{digits}f}-{r['max']:.{digits}f}, n={r['n']})"
+    return text
+
+
+def print_rows(rows: list[dict]) -> None:
+    for r in rows:
+        met = {True: "met", False: "MISSED", None: ""}[r["met"]]
+        print(f"| {r['figure']} | {format_value(r)} | {r['compared_with']} | {r['goal']} {met} | {r['detail']} |")

@@ -373,6 +373,10 @@ def stop_command(signal_name: str, wait_seconds: int) -> str:
     return "/bin/sh -c '" + script.replace('%', '%%').replace('$', '$$') + "'"
 
 
+INIT_LOCK = '/run/jailhost-firejail-init.lock'
+INIT_COMMAND = f"/usr/bin/flock {INIT_LOCK} /bin/sh -c '/usr/bin/firejail --list >/dev/null'"
+
+
 def render_unit(spec: dict) -> str:
     """The systemd unit of the jail (jailhost-NAME.service)."""
     name = spec['name']
@@ -403,6 +407,11 @@ def render_unit(spec: dict) -> str:
         '[Service]',
         '# firejail never daemonizes; the daemon runs in the foreground inside the sandbox.',
         'Type=simple',
+        '# The first firejail run after boot bind-mounts /run/firejail/firejail.ro.{file,dir} and',
+        '# /run/firejail/dbus in the host namespace and then checks the last mount; two jails',
+        '# starting at once at boot fail that check ("invalid read-only mount") and restart. A',
+        '# serialized no-op run (--list) does that setup once before any sandbox starts.',
+        'ExecStartPre=' + INIT_COMMAND,
         'ExecStart=' + ' '.join(systemd_quote(a) for a in _firejail_args(spec)),
     ]
     if stop_signal and stop_signal != 'SIGTERM':

@@ -129,6 +129,18 @@ def jail_pids(host, name: str, timeout: float = 15) -> tuple[int, int, list[int]
     return wait_until(read, timeout=timeout)[0]
 
 
+def assert_started_once(host, names) -> None:
+    """Each jail unit started at the first try since boot: no restart (NRestarts=0).
+
+    Jails start together at boot; a jail that fails and is restarted by systemd still ends up
+    serving, so only this counter shows a start-up race (e.g. firejail's first-run setup).
+    """
+    for name in names:
+        unit = f"jailhost-{name}.service"
+        restarts = host.check_output(f"systemctl show -p NRestarts --value {unit}")
+        assert restarts == "0", host.run(f"journalctl -b -u {unit} --no-pager | tail -n 20").stdout
+
+
 def proc_status(host, pid: int) -> dict:
     """/proc/PID/status as a dict of strings."""
     text = host.check_output(f"cat /proc/{pid}/status")

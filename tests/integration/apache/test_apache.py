@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from hostlib import in_jail, jail_pids, load_vars, proc_status, public_address, reboot, run_play, wait_until
+from hostlib import assert_started_once, in_jail, jail_pids, load_vars, proc_status, public_address, reboot, run_play, wait_until
 
 VARS = load_vars(__file__)
 JAIL = VARS["apache_jail"]
@@ -255,6 +255,7 @@ def test_the_site_comes_back_after_a_reboot(host):
     assert workers and all(proc_status(host, w)["Uid"].split()[0] == "33" for w in workers)
     assert marker in host.file(f"{LOG_DIR}/access.log").content_string
     assert request(host, tls=True)[1]["Server"] == "Apache"
+    assert_started_once(host, [JAIL])
 
 
 def _status(host, path: str) -> int | None:

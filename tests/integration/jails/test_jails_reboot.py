@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hostlib import jail_pids, load_vars, proc_status, reboot, wait_until
+from hostlib import assert_started_once, jail_pids, load_vars, proc_status, reboot, wait_until
 
 VARS = load_vars(__file__)
 
@@ -17,3 +17,4 @@ def test_jails_come_back_after_reboot(host):
         status = proc_status(host, daemons[0])
         assert (status["Seccomp"], status["NoNewPrivs"]) == ("2", "1")
     assert host.file("/var/lib/jailhost/jails/alpha/root/srv/survives-reboot").content_string == "kept\n"
+    assert_started_once(host, [jail["name"] for jail in VARS["jails_under_test"]])

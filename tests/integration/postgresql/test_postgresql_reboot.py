@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from hostlib import jail_pids, proc_status, reboot, wait_until
+from hostlib import assert_started_once, jail_pids, proc_status, reboot, wait_until
 from test_postgresql import CLIENT, CLIENT_JAIL, JAIL, PASSWORD, VARS, admin_sql, connect_from, log_text, ready
 
 
@@ -29,3 +29,4 @@ def test_rows_survive_a_reboot_without_crash_recovery(host):
     wait_until(lambda: host.service(f"jailhost-{CLIENT_JAIL}.service").is_running, timeout=30)
     result = connect_from(host, CLIENT_JAIL, CLIENT["user"], PASSWORD, CLIENT["database"])
     assert result.rc == 0, result.stderr
+    assert_started_once(host, [JAIL, CLIENT_JAIL])

@@ -83,6 +83,11 @@ StartLimitIntervalSec=0
 [Service]
 # firejail never daemonizes; the daemon runs in the foreground inside the sandbox.
 Type=simple
+# The first firejail run after boot bind-mounts /run/firejail/firejail.ro.{file,dir} and
+# /run/firejail/dbus in the host namespace and then checks the last mount; two jails
+# starting at once at boot fail that check ("invalid read-only mount") and restart. A
+# serialized no-op run (--list) does that setup once before any sandbox starts.
+ExecStartPre=/usr/bin/flock /run/jailhost-firejail-init.lock /bin/sh -c '/usr/bin/firejail --list >/dev/null'
 ExecStart=/usr/bin/firejail --profile=/etc/firejail/jailhost-web1.profile --name=web1 \
 --chroot=/var/lib/jailhost/jails/web1/root --net=br-t --veth-name=fj-web1 --ip=10.88.0.10 \
 --defaultgw=10.88.0.1 -- /usr/bin/python3 -m http.server 8080 --bind 10.88.0.10

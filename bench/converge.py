@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: playbooks/site.yml converge times and start-to-serving of the two services.
 
-    .venv/bin/python bench/site.py [--starts 5]
+    .venv/bin/python bench/converge.py [--starts 5] [--keep]
 
 Boots its own lab host, converges site.yml with inventory/lab (warm apt proxy: the packages come
 from the machine's apt-cacher-ng), re-runs it unchanged, then times `systemctl start` of each
@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 
-from lablib import ROOT, Lab
+from lablib import ROOT, Lab, print_rows, row
 
 START_WEB = (
     "systemctl stop jailhost-web.service; s=$(date +%s.%N); systemctl start jailhost-web.service; "
@@ -29,35 +29,40 @@ START_DB = (
     "e=$(date +%s.%N); python3 -c \"print($e - $s)\"")
 
 
-def fmt(values: list[float]) -> str:
-    return f"median {statistics.median(values):.2f} s (min-max {min(values):.2f}-{max(values):.2f}, n={len(values)})"
+def measure(lab: Lab, starts: int = 5) -> list[dict]:
+    """site.yml cold converge and no-change re-run on a fresh host, then start-to-serving."""
+    site = ROOT / "playbooks/site.yml"
+    inventory = (ROOT / "inventory/lab",)
+    cold, cold_recap = lab.playbook(site, inventories=inventory)
+    warm, warm_recap = lab.playbook(site, inventories=inventory)
+    changed = int(warm_recap.split("changed=")[1].split()[0])
+    web = [float(lab.ssh(START_WEB.format(address=lab.address))) for _ in range(starts)]
+    db = [float(lab.ssh(START_DB)) for _ in range(starts)]
+    return [
+        row("site.yml cold converge (fresh host, warm apt proxy)", [cold], "s", "<= 240 s", cold <= 240,
+            detail=cold_recap.split(":", 1)[-1].strip()),
+        row("site.yml no-change re-run", [warm], "s", "<= 15 s, changed=0", warm <= 15 and changed == 0,
+            detail=warm_recap.split(":", 1)[-1].strip()),
+        row("web jail: systemctl start -> HTTP 200", web, "s", "<= 2 s", statistics.median(web) <= 2),
+        row("db jail: systemctl start -> pg_isready", db, "s", "<= 3 s", statistics.median(db) <= 3),
+    ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the lab host")
     args = parser.parse_args()
     started = time.monotonic()
     lab = Lab("bench-site")
     try:
-        site = ROOT / "playbooks/site.yml"
-        inventory = (ROOT / "inventory/lab",)
-        cold, cold_recap = lab.playbook(site, inventories=inventory)
-        warm, warm_recap = lab.playbook(site, inventories=inventory)
-        web = [float(lab.ssh(START_WEB.format(address=lab.address))) for _ in range(args.starts)]
-        db = [float(lab.ssh(START_DB)) for _ in range(args.starts)]
+        rows = measure(lab, args.starts)
     finally:
-        lab.close()
-    rows = [
-        ("site.yml cold converge (fresh host, warm apt proxy)", f"{cold:.0f} s", "<= 4 min"),
-        ("site.yml no-change re-run", f"{warm:.1f} s ({warm_recap.split(' ', 1)[-1]})", "<= 15 s, changed=0"),
-        ("web jail: systemctl start -> HTTP 200", fmt(web), "<= 2 s"),
-        ("db jail: systemctl start -> pg_isready", fmt(db), "<= 3 s"),
-    ]
+        if not args.keep:
+            lab.close()
     print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}, {time.strftime('%Y-%m-%d')}; "
-          f"suite took {time.monotonic() - started:.0f} s; cold recap: {cold_recap}")
-    for figure, value, goal in rows:
-        print(f"| {figure} | {value} | {goal} |")
+          f"took {time.monotonic() - started:.0f} s")
+    print_rows(rows)
     return 0
 
 
