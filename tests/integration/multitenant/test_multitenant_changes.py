@@ -75,7 +75,8 @@ def test_bad_input_fails_before_any_change(host, tmp_path, case, change, message
     before = (host_state(host, WATCHED), units(host))
     result = run_role(host, "jailhost.jails.apps", role_vars(change(copy.deepcopy(VARS["apps_list"]))), tmp_path)
     assert result.returncode != 0, case
-    assert re.search(message, result.stdout), result.stdout[-3000:]
+    # The failure goes to stderr where display_failed_stderr is on (Molecule sets it).
+    assert re.search(message, result.stdout + result.stderr), result.stdout[-3000:] + result.stderr[-3000:]
     assert "changed=0" in result.stdout
     assert (host_state(host, WATCHED), units(host)) == before
 
