@@ -88,6 +88,9 @@ def _ansible_playbook(host, playbook: Path, tmp_path: Path, extra_vars: dict | N
     vars_file.write_text(json.dumps(extra_vars or {}))
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
                ANSIBLE_CALLBACK_RESULT_FORMAT="json", ANSIBLE_STDOUT_CALLBACK="default",
+               # Failures in stdout like every other result, whatever the caller's environment
+               # says (Molecule exports ANSIBLE_DISPLAY_FAILED_STDERR=true to its verifier).
+               ANSIBLE_DISPLAY_FAILED_STDERR="false",
                ANSIBLE_PYTHON_INTERPRETER="/usr/bin/python3")
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
     if collections_path:
