@@ -12,12 +12,10 @@ host. Traffic goes only to the lab host. Prints a table.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import time
 
-from lablib import ROOT, Lab, print_rows, row
+from lablib import Lab, converge_site, row, standalone
 
 START_WEB = (
     "systemctl stop jailhost-web.service; s=$(date +%s.%N); systemctl start jailhost-web.service; "
@@ -31,10 +29,8 @@ START_DB = (
 
 def measure(lab: Lab, starts: int = 5) -> list[dict]:
     """site.yml cold converge and no-change re-run on a fresh host, then start-to-serving."""
-    site = ROOT / "playbooks/site.yml"
-    inventory = (ROOT / "inventory/lab",)
-    cold, cold_recap = lab.playbook(site, inventories=inventory)
-    warm, warm_recap = lab.playbook(site, inventories=inventory)
+    cold, cold_recap = converge_site(lab)
+    warm, warm_recap = converge_site(lab)
     changed = int(warm_recap.split("changed=")[1].split()[0])
     web = [float(lab.ssh(START_WEB.format(address=lab.address))) for _ in range(starts)]
     db = [float(lab.ssh(START_DB)) for _ in range(starts)]
@@ -53,17 +49,7 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the lab host")
     args = parser.parse_args()
-    started = time.monotonic()
-    lab = Lab("bench-site")
-    try:
-        rows = measure(lab, args.starts)
-    finally:
-        if not args.keep:
-            lab.close()
-    print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}, {time.strftime('%Y-%m-%d')}; "
-          f"took {time.monotonic() - started:.0f} s")
-    print_rows(rows)
-    return 0
+    return standalone("bench-site", lambda lab: measure(lab, args.starts), args.keep)
 
 
 if __name__ == "__main__":

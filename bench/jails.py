@@ -15,12 +15,10 @@ Traffic goes only to the lab host and its jails. Prints a table; never fails on 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import time
 
-from lablib import Lab, print_rows, row
+from lablib import Lab, row, standalone
 
 HOST = "bench-jails"
 BRIDGE = {"bridge_name": "br0", "bridge_address": "10.42.0.1/24"}
@@ -118,17 +116,7 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the lab host")
     args = parser.parse_args()
-    started = time.monotonic()
-    lab = Lab(HOST)
-    try:
-        rows = measure(lab, args.jails, args.starts)
-    finally:
-        if not args.keep:
-            lab.close()
-    print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}, {time.strftime('%Y-%m-%d')}; "
-          f"took {time.monotonic() - started:.0f} s")
-    print_rows(rows)
-    return 0
+    return standalone(HOST, lambda lab: measure(lab, args.jails, args.starts), args.keep)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,23 @@ def print_rows(rows: list[dict]) -> None:
     for r in rows:
         met = {True: "met", False: "MISSED", None: ""}[r["met"]]
         print(f"| {r['figure']} | {format_value(r)} | {r['compared_with']} | {r['goal']} {met} | {r['detail']} |")
+
+
+def converge_site(lab: Lab) -> tuple[float, str]:
+    """playbooks/site.yml with the lab inventory (the `make demo` stack): (seconds, recap line)."""
+    return lab.playbook(ROOT / "playbooks/site.yml", inventories=(ROOT / "inventory/lab",))
+
+
+def standalone(name: str, measure, keep: bool) -> int:
+    """Run one bench script on its own lab host NAME: measure(lab) -> rows, print them."""
+    started = time.monotonic()
+    lab = Lab(name)
+    try:
+        rows = measure(lab)
+    finally:
+        if not keep:
+            lab.close()
+    print(f"machine: {os.cpu_count()} cores, kernel {os.uname().release}, {time.strftime('%Y-%m-%d')}; "
+          f"took {time.monotonic() - started:.0f} s")
+    print_rows(rows)
+    return 0

@@ -25,15 +25,12 @@ lab host this script created. Never fails on slowness.
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import shlex
 import statistics
 import subprocess
 import sys
-import time
 
-from lablib import ROOT, Lab
+from lablib import Lab, converge_site, row, standalone
 
 HOST = "bench-tput"
 JAILS = "/var/lib/jailhost/jails"
@@ -150,23 +147,15 @@ def measure(lab: Lab, pairs: int, seconds: int) -> list[dict]:
         rows = []
         for figure, goal, threshold, jailed, bare in figures:
             result = paired(pairs, jailed, bare)
-            rows.append({
-                "figure": figure, "compared_with": "bare (same root copied, plain chroot, host network)",
-                "goal": goal, "unit": "ratio", "median": result["ratio"],
-                "min": min(result["ratios"]), "max": max(result["ratios"]), "n": len(result["ratios"]),
-                "met": result["ratio"] >= threshold,
-                "detail": (f"jailed median {statistics.median(result['jailed']):.0f}, "
-                           f"bare median {statistics.median(result['bare']):.0f}; errors {result['errors']}"),
-                "errors": result["errors"],
-            })
+            detail = (f"jailed median {statistics.median(result['jailed']):.0f}, "
+                      f"bare median {statistics.median(result['bare']):.0f}; errors {result['errors']}")
+            rows.append(dict(row(figure, result["ratios"], "ratio", goal, result["ratio"] >= threshold,
+                                 "bare (same root copied, plain chroot, host network)", detail),
+                             errors=result["errors"]))
             print(f"{figure}: ratio {result['ratio']:.3f} ({rows[-1]['detail']})", flush=True)
         return rows
     finally:
         teardown_bare(lab)
-
-
-def converge_site(lab: Lab) -> tuple[float, str]:
-    return lab.playbook(ROOT / "playbooks/site.yml", inventories=(ROOT / "inventory/lab",))
 
 
 def main() -> int:
@@ -175,15 +164,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the lab host")
     args = parser.parse_args()
-    lab = Lab(HOST)
-    try:
+
+    def run(lab: Lab) -> list[dict]:
         converge_site(lab)
-        rows = measure(lab, args.pairs, args.seconds)
-    finally:
-        if not args.keep:
-            lab.close()
-    print(json.dumps(rows, indent=2))
-    return 0
+        return measure(lab, args.pairs, args.seconds)
+
+    return standalone(HOST, run, args.keep)
 
 
 if __name__ == "__main__":
