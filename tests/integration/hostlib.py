@@ -200,3 +200,12 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
         if time.monotonic() - started > timeout:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def site_serves_rows(host, server_name: str) -> bool:
+    """The whole stack answers: the demo page through the published port, with rows read from
+    PostgreSQL in the db jail (a page without them means the db jail is not up yet)."""
+    out = host.run(f"curl -s -m 5 -w '\\n%{{http_code}}' -H 'Host: {server_name}' "
+                   f"http://{public_address(host)}/").stdout
+    body, _, status = out.rpartition("\n")
+    return status == "200" and "stored in PostgreSQL" in body
