@@ -114,8 +114,7 @@ REASONS = {
     'netfilter': 'iptables-restore rules loaded inside the jail network namespace',
     'rlimit': 'kernel resource limit of every process in the jail (independent of cgroups)',
     'deterministic-shutdown': 'the sandbox ends when the daemon ends, killing any leftover process',
-    'deterministic-exit-code': "firejail exits with the daemon's exit status, so systemd sees "
-                               'crashes and Restart=on-failure works',
+    'deterministic-exit-code': "firejail exits with the daemon's exit status, so systemd logs why it ended",
 }
 
 
@@ -420,10 +419,10 @@ def render_unit(spec: dict) -> str:
             'ExecStop=' + stop_command(stop_signal, stop_timeout - 5),
         ]
     lines += [
-        '# deterministic-exit-code: a crashed daemon ends firejail with its exit status.',
-        'Restart=on-failure',
-        '# firejail has no SIGHUP handler: a HUP kills the parent, which systemd counts as clean.',
-        'RestartForceExitStatus=SIGHUP',
+        '# A jail\'s daemon never ends on purpose: restart on any exit, clean ones too (Apache exits',
+        '# 0 when it cannot start its workers, AH02324; a HUP kills the firejail parent, which',
+        '# systemd counts as clean). systemctl stop is never undone.',
+        'Restart=always',
         f'RestartSec={restart_sec}',
         '# SIGTERM to the firejail parent only; it forwards it and SIGKILLs the sandbox after 10 s.',
         'KillMode=mixed',

@@ -15,7 +15,7 @@ description:
     C(--chroot) into the jail's root filesystem, on the jail bridge at its own address, and makes
     it so.
   - Writes a firejail profile (every hardening directive with its reason) and a systemd unit
-    C(jailhost-<name>.service) (C(Type=simple), C(Restart=on-failure), a stop sequence that lets
+    C(jailhost-<name>.service) (C(Type=simple), C(Restart=always), a stop sequence that lets
     the daemon shut down cleanly before firejail's SIGKILL, resource limits), reloads systemd and
     starts, stops or restarts the unit.
   - Changes only what differs; restarts a running jail when its profile or unit changed.

@@ -62,7 +62,7 @@ ipc-namespace
 include disable-common.inc
 # the sandbox ends when the daemon ends, killing any leftover process
 deterministic-shutdown
-# firejail exits with the daemon's exit status, so systemd sees crashes and Restart=on-failure works
+# firejail exits with the daemon's exit status, so systemd logs why it ended
 deterministic-exit-code
 """
 
@@ -91,10 +91,10 @@ ExecStartPre=/usr/bin/flock /run/jailhost-firejail-init.lock /bin/sh -c '/usr/bi
 ExecStart=/usr/bin/firejail --profile=/etc/firejail/jailhost-web1.profile --name=web1 \
 --chroot=/var/lib/jailhost/jails/web1/root --net=br-t --veth-name=fj-web1 --ip=10.88.0.10 \
 --defaultgw=10.88.0.1 -- /usr/bin/python3 -m http.server 8080 --bind 10.88.0.10
-# deterministic-exit-code: a crashed daemon ends firejail with its exit status.
-Restart=on-failure
-# firejail has no SIGHUP handler: a HUP kills the parent, which systemd counts as clean.
-RestartForceExitStatus=SIGHUP
+# A jail's daemon never ends on purpose: restart on any exit, clean ones too (Apache exits
+# 0 when it cannot start its workers, AH02324; a HUP kills the firejail parent, which
+# systemd counts as clean). systemctl stop is never undone.
+Restart=always
 RestartSec=2
 # SIGTERM to the firejail parent only; it forwards it and SIGKILLs the sandbox after 10 s.
 KillMode=mixed
