@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from hostlib import jail_pids, load_vars, proc_status, public_address
+from hostlib import assert_started_once, jail_pids, load_vars, proc_status, public_address
 
 VARS = load_vars(__file__)
 APPS = {app["name"]: app for app in VARS["apps_list"]}
@@ -57,6 +57,25 @@ def test_an_unknown_name_gets_the_proxy_not_an_app(host):
     assert (status, body.strip()) == (200, "ok")
     status, body = curl(host, "unknown.example.test")
     assert all(row not in body for app in APPS.values() for row in app["content"])
+
+
+def test_the_proxy_runs_every_worker_thread_within_its_limits(host):
+    """The proxy runs the event MPM under the jail's address-space limit (rlimit-as 512 MiB): each
+    child must get all its worker threads. With 8 MiB stacks and a malloc arena per thread they
+    failed (AH03104), Apache exited with status 0 (AH02324) and the jail stayed down."""
+    _, _, daemons = jail_pids(host, "proxy")
+    children = [int(p) for p in host.check_output(f"pgrep -P {daemons[0]}").split()]
+    assert children
+    for pid in children:
+        # ThreadsPerChild workers + the listener (+ the main thread).
+        threads = int(host.check_output(f"ls /proc/{pid}/task | wc -l"))
+        assert threads >= 26, f"child {pid} has {threads} threads"
+        limit = int(host.check_output(f"awk '/^Max address space/ {{print $4}}' /proc/{pid}/limits"))
+        vm = int(host.check_output(f"awk '/^VmSize/ {{print $2}}' /proc/{pid}/status")) * 1024
+        assert vm < limit
+    log = f"{JAILS}/proxy/upper/var/local/log/apache2/error.log"
+    assert host.run(f"grep -E 'AH03104|AH02324' {log}").rc == 1, host.check_output(f"tail -5 {log}")
+    assert_started_once(host, ["proxy"])
 
 
 @pytest.mark.parametrize("name", ["alpha", "beta"])
