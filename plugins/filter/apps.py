@@ -28,7 +28,10 @@ description:
 positional: _input
 options:
   _input:
-    description: The apps settings (C(list), C(proxy_jail), C(proxy_ip), C(db_jail), C(db_ip), C(bridge_address), C(uid_range), C(home_dir)).
+    description:
+      - The apps settings (C(list), C(proxy_jail), C(proxy_ip), C(db_jail), C(db_ip), C(bridge_address),
+        C(uid_range), C(home_dir), C(packages)).
+      - C(packages) go into the base image of the app jails (the rootfs role's per-jail C(include)).
     type: dict
     required: true
 """
@@ -208,7 +211,10 @@ def apps_plan(cfg: dict) -> dict:
     return {
         "apps": present,
         "absent": absent,
-        "rootfs_jails": [{"name": db_jail}, {"name": proxy_jail}] + [{"name": a["jail"]} for a in present]
+        # App jails share a base image with their packages preinstalled (built once): an added
+        # app's root starts as an empty layer, not an apt install of Apache and PHP.
+        "rootfs_jails": [{"name": db_jail}, {"name": proxy_jail}]
+        + [{"name": a["jail"], "include": list(cfg.get("packages") or [])} for a in present]
         + [{"name": a["jail"], "state": "absent", "purge": a["purge"]} for a in absent],
         "bridge_published_ports": [
             {"proto": "tcp", "public_port": 80, "jail_ip": proxy_ip, "jail_port": 80},

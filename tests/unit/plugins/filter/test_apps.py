@@ -25,7 +25,11 @@ def test_two_apps():
         "alpha", "alpha", None, "/srv/alpha", "/srv/alpha/www")
     assert beta["db"] == {"name": "beta_2", "user": "beta_2", "password": "beta-Secret-2"}
     assert beta["uid"] == 20500
-    assert result["rootfs_jails"] == [{"name": "db"}, {"name": "proxy"}, {"name": "alpha"}, {"name": "beta-2"}]
+    assert result["rootfs_jails"] == [{"name": "db"}, {"name": "proxy"}, {"name": "alpha", "include": []},
+                                      {"name": "beta-2", "include": []}]
+    # The app jails' packages go into their shared base image.
+    packages = plan(ALPHA, packages=["apache2", "php-pgsql"])["rootfs_jails"]
+    assert packages[2] == {"name": "alpha", "include": ["apache2", "php-pgsql"]}
     assert result["bridge_jail_flows"] == [
         {"source_ip": "10.42.0.10", "dest_ip": "10.42.0.31", "proto": "tcp", "port": 80},
         {"source_ip": "10.42.0.10", "dest_ip": "10.42.0.32", "proto": "tcp", "port": 80},
