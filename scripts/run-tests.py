@@ -38,6 +38,22 @@ def junit_counts(path: Path) -> tuple[int, int, int]:
     return tests - failed - skipped, failed, skipped
 
 
+def junit_failures(path: Path) -> list[str]:
+    """One line per failed or erroring test of a JUnit XML report: its id and the first line of
+    its message (CI shows the end of the log: the failures must be named there, not only counted)."""
+    if not path.exists():
+        return []
+    lines = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for kind in ("failure", "error"):
+            problem = case.find(kind)
+            if problem is not None:
+                message = (problem.get("message") or problem.text or "").strip().splitlines()
+                lines.append(f"{kind.upper():<7} {case.get('classname')}::{case.get('name')}: "
+                             f"{message[0][:300] if message else ''}")
+    return lines
+
+
 class Stage:
     def __init__(self, name: str, cmd: list[str], junit: Path | None = None):
         self.name, self.cmd, self.junit = name, cmd, junit
@@ -107,6 +123,11 @@ def main() -> int:
     passed = sum(s.counts[0] for s in stages)
     failed = sum(s.counts[1] for s in stages)
     skipped = sum(s.counts[2] for s in stages)
+    for s in stages:
+        problems = junit_failures(s.junit) if s.junit else []
+        if problems:
+            print(f"\n{s.name}:")
+            print("\n".join(problems))
     print(f"total time {time.monotonic() - started:.0f} s")
     line = f"{passed} passed, {failed} failed"
     if skipped:
