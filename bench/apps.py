@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark: the multi-tenant host (roles/apps) as the number of apps grows.
 
-    .venv/bin/python bench/apps.py [--steps 1,5,10] [--name jh-mt3] [--keep]
+    .venv/bin/python bench/apps.py [--steps 1,5,10] [--name bench-apps] [--keep]
 
-Boots its own lab host, converges playbooks/apps.yml with 1 app, re-runs it unchanged, then adds
-apps up to each step (converge + unchanged re-run each time). Prints per step: the converge that
-added the apps and its time per added app, the unchanged re-run, and at the end the idle memory of
+A part of `make bench` (bench/run.py), or on its own. Boots its own lab host, converges
+playbooks/apps.yml with the first step's apps (base images, PostgreSQL, proxy: the cold converge),
+re-runs it unchanged, then adds apps up to each further step (converge + unchanged re-run each
+time). Rows: the cold converge; per further step the converge that added the apps as seconds per
+added app (goal 10 s, flat); each unchanged re-run as seconds per app; then the idle memory of
 every app jail (RSS summed over the jail's processes, and PSS, which counts shared pages once) and
 the disk of each app jail's own layer (upper + work: what an extra app costs beyond the shared
 base). Packages come through the machine's apt-cacher-ng; traffic goes only to the lab host.
@@ -16,9 +18,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
-from lablib import ROOT, Lab
+from lablib import ROOT, row, standalone
 
 JAILS = "/var/lib/jailhost/jails"
 # Sum of RSS and PSS (kB) over the sandbox's PID 1 and all its descendants.
@@ -46,50 +47,51 @@ def app(index: int) -> dict:
             "db": {"password": f"{name}-Secret-{index}"}, "content": [f"{name} row"]}
 
 
+def measure(lab, steps: list[int]) -> list[dict]:
+    base = {"bridge_name": "br0", "bridge_address": "10.42.0.1/24", "rootfs_apt_proxy": "http://10.254.0.1:3142"}
+    rows, count = [], 0
+    for step in steps:
+        apps = [app(i) for i in range(1, step + 1)]
+        seconds, recap = lab.playbook(ROOT / "playbooks/apps.yml", {**base, "apps_list": apps})
+        if count == 0:
+            rows.append(row(f"apps.yml cold converge, {step} app(s) (base images, PostgreSQL, proxy)", [seconds],
+                            "s", "-", None, detail=recap))
+        else:
+            per_app = seconds / (step - count)
+            rows.append(row(f"apps.yml converge adding apps {count} -> {step}, per added app", [per_app], "s",
+                            "<= 10 s", per_app <= 10, detail=f"{seconds:.0f} s; {recap}"))
+        print(rows[-1], flush=True)
+        seconds, recap = lab.playbook(ROOT / "playbooks/apps.yml", {**base, "apps_list": apps})
+        rows.append(row(f"apps.yml unchanged re-run, {step} app(s), per app", [seconds / step], "s", "flat", None,
+                        detail=f"{seconds:.0f} s; {recap}"))
+        print(rows[-1], flush=True)
+        count = step
+    rss, pss, procs, disk = [], [], [], []
+    for i in range(1, count + 1):
+        name = app(i)["name"]
+        r, p, n = lab.ssh(MEMORY.format(name=name)).split()
+        rss.append(int(r) / 1024)
+        pss.append(int(p) / 1024)
+        procs.append(int(n))
+        disk.append(int(lab.ssh(f"du -sk {JAILS}/{name}/upper {JAILS}/{name}/work | awk '{{s+=$1}} END {{print s}}'"))
+                    / 1024)
+    base_mb = int(lab.ssh("du -sk /var/lib/jailhost/base | cut -f1")) / 1024
+    rss_median = statistics.median(rss)
+    rows.append(row("idle memory of an app jail, RSS summed over its processes", rss, "MB", "<= 40 MB",
+                    rss_median <= 40, detail=f"PSS {min(pss):.1f}-{max(pss):.1f} MB, {max(procs)} processes"))
+    rows.append(row("disk of an app jail's own layer (upper + work)", disk, "MB", "-", None,
+                    detail=f"shared base images {base_mb:.0f} MB"))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", default="1,5,10")
-    parser.add_argument("--name", default="jh-mt3")
+    parser.add_argument("--name", default="bench-apps")
     parser.add_argument("--keep", action="store_true", help="leave the lab host running")
     args = parser.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
-    lab = Lab(args.name)
-    base = {"bridge_name": "br0", "bridge_address": "10.42.0.1/24", "rootfs_apt_proxy": "http://10.254.0.1:3142"}
-    rows = []
-    try:
-        count = 0
-        for step in steps:
-            apps = [app(i) for i in range(1, step + 1)]
-            seconds, recap = lab.playbook(ROOT / "playbooks/apps.yml", {**base, "apps_list": apps})
-            added = step - count
-            rows.append((f"converge {count} -> {step} apps", seconds, seconds / added, recap))
-            print(rows[-1], flush=True)
-            seconds, recap = lab.playbook(ROOT / "playbooks/apps.yml", {**base, "apps_list": apps})
-            rows.append((f"unchanged re-run, {step} apps", seconds, seconds / step, recap))
-            print(rows[-1], flush=True)
-            count = step
-        memory, disk = [], []
-        for i in range(1, count + 1):
-            name = app(i)["name"]
-            rss, pss, procs = lab.ssh(MEMORY.format(name=name)).split()
-            memory.append((name, int(rss) / 1024, int(pss) / 1024, int(procs)))
-            disk.append(int(lab.ssh(f"du -sk {JAILS}/{name}/upper {JAILS}/{name}/work | awk '{{s+=$1}} END {{print s}}'"))
-                        / 1024)
-        base_mb = int(lab.ssh("du -sk /var/lib/jailhost/base | cut -f1")) / 1024
-    finally:
-        if not args.keep:
-            lab.close()
-    print(f"\nmulti-tenant host on {args.name}, {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"{'run':34} {'seconds':>8} {'s/app':>7}  recap")
-    for label, seconds, per_app, recap in rows:
-        print(f"{label:34} {seconds:8.1f} {per_app:7.1f}  {recap}")
-    print(f"\nidle memory per app jail (n={len(memory)}): RSS median {statistics.median(m[1] for m in memory):.1f} MB "
-          f"(min-max {min(m[1] for m in memory):.1f}-{max(m[1] for m in memory):.1f}), "
-          f"PSS median {statistics.median(m[2] for m in memory):.1f} MB, "
-          f"{statistics.median(m[3] for m in memory):.0f} processes")
-    print(f"disk per app jail (own layer, upper + work): median {statistics.median(disk):.1f} MB "
-          f"(min-max {min(disk):.1f}-{max(disk):.1f}); shared base images: {base_mb:.0f} MB")
-    return 0
+    return standalone(args.name, lambda lab: measure(lab, steps), args.keep)
 
 
 if __name__ == "__main__":

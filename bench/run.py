@@ -13,6 +13,8 @@ long each part took. Parts:
   converge.py    site.yml cold converge and no-change re-run; start-to-serving of Apache and PostgreSQL
   throughput.py  Apache static/dynamic req/s and pgbench TPS, jailed vs bare, paired alternating runs
                  (on the host converge.py converged)
+  apps.py        the multi-tenant host (roles/apps) at 1, 5 and 10 apps: converge time per added
+                 app, unchanged re-run per app, idle memory and disk per app jail
 
 Benchmarks never fail on slowness: the exit status is non-zero only when a part breaks.
 --quick: fewer runs and shorter loads (a smoke test of the scripts, not figures to publish).
@@ -29,8 +31,9 @@ import time
 import traceback
 from pathlib import Path
 
-import jails
+import apps
 import converge
+import jails
 import throughput
 from lablib import Lab, format_value
 
@@ -112,8 +115,16 @@ def main() -> int:
         finally:
             lab.close()
 
+    def multitenant():
+        lab = Lab("bench-apps")
+        try:
+            return apps.measure(lab, [1, 2, 3] if args.quick else [1, 5, 10])
+        finally:
+            lab.close()
+
     part("jails", parts, rows, jail_cost)
     part("site", parts, rows, stack)
+    part("apps", parts, rows, multitenant)
     write(info, parts, rows, time.monotonic() - started)
     return 0 if all(p["status"] == "ok" for p in parts) else 1
 
