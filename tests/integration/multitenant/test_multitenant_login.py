@@ -5,6 +5,9 @@ in at all."""
 
 from __future__ import annotations
 
+import errno
+import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -72,6 +75,39 @@ def test_no_capabilities_and_no_new_privileges(session):
     status = dict(line.split(":\t") for line in session["status"].splitlines())
     assert status == {"CapPrm": "0000000000000000", "CapEff": "0000000000000000",
                       "CapBnd": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1"}
+
+
+# Syscalls an attacker with the owner's login would use to reach kernel code the jail's Apache
+# cannot: each must fail with EPERM under the session's seccomp filter (app-enter's loader), while
+# an allowed syscall (getpid) works in the same process.
+SYSCALL_PROBE = r"""
+import ctypes, json, platform
+libc = ctypes.CDLL(None, use_errno=True)
+nr = {"x86_64": {"keyctl": 250, "bpf": 321, "setns": 308},
+      "aarch64": {"keyctl": 219, "bpf": 280, "setns": 268}}[platform.machine()]
+def call(fn, *args):
+    ctypes.set_errno(0)
+    rc = fn(*args)
+    return [rc, ctypes.get_errno()]
+print(json.dumps({
+    "getpid": call(libc.getpid),
+    "unshare-user": call(libc.unshare, 0x10000000),
+    "unshare-mount": call(libc.unshare, 0x00020000),
+    "ptrace-traceme": call(libc.ptrace, 0, 0, 0, 0),
+    "keyctl": call(libc.syscall, nr["keyctl"], 0, 0, 0, 0),
+    "bpf": call(libc.syscall, nr["bpf"], 0, 0, 0),
+    "setns": call(libc.syscall, nr["setns"], 0, 0),
+}))
+"""
+
+
+def test_the_session_is_under_seccomp_and_cannot_reach_more_kernel(host):
+    result = ssh(host, "alpha", "grep '^Seccomp:' /proc/self/status && python3 -c " + shlex.quote(SYSCALL_PROBE))
+    assert result.returncode == 0, result.stderr
+    seccomp, probe = result.stdout.splitlines()[0], json.loads(result.stdout.splitlines()[-1])
+    assert seccomp.split() == ["Seccomp:", "2"]
+    assert probe.pop("getpid")[0] > 0
+    assert probe == {name: [-1, errno.EPERM] for name in probe}, probe
 
 
 def test_root_is_alphas_jail_not_the_host(host, session):
