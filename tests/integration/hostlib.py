@@ -202,10 +202,17 @@ def wait_until(predicate, timeout: float, interval: float = 0.2):
         time.sleep(interval)
 
 
+def site_page(host, server_name: str, path: str = "/") -> tuple[str, str]:
+    """(HTTP status, body) of the site SERVER_NAME through the published port, from the test
+    host's uplink address."""
+    out = host.run(f"curl -s -m 5 -w '\\n%{{http_code}}' -H 'Host: {server_name}' "
+                   f"http://{public_address(host)}{path}").stdout
+    body, _, status = out.rpartition("\n")
+    return status, body
+
+
 def site_serves_rows(host, server_name: str) -> bool:
     """The whole stack answers: the demo page through the published port, with rows read from
     PostgreSQL in the db jail (a page without them means the db jail is not up yet)."""
-    out = host.run(f"curl -s -m 5 -w '\\n%{{http_code}}' -H 'Host: {server_name}' "
-                   f"http://{public_address(host)}/").stdout
-    body, _, status = out.rpartition("\n")
+    status, body = site_page(host, server_name)
     return status == "200" and "stored in PostgreSQL" in body

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from hostlib import jail_pids, load_vars, public_address, run_play, wait_until
+from hostlib import jail_pids, load_vars, public_address, run_play, site_page, site_serves_rows, wait_until
 
 VARS = load_vars(__file__)
 WEB, DB = VARS["apache_jail"], "db"
@@ -32,16 +32,11 @@ RECOVERY_SECONDS = 10
 
 
 def page(host, path: str = "/") -> tuple[str, str]:
-    """(HTTP status, body) through the published port, from the test host's uplink address."""
-    out = host.run(f"curl -s -m 5 -w '\\n%{{http_code}}' -H 'Host: {SERVER_NAME}' "
-                   f"http://{public_address(host)}{path}").stdout
-    body, _, status = out.rpartition("\n")
-    return status, body
+    return site_page(host, SERVER_NAME, path)
 
 
 def serving(host) -> bool:
-    status, body = page(host)
-    return status == "200" and "stored in PostgreSQL" in body
+    return site_serves_rows(host, SERVER_NAME)
 
 
 def psql_from_web(host, sql: str, timeout: int = 5):
