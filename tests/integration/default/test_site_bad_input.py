@@ -48,6 +48,11 @@ CASES = {
                                             "apache_caps_keep has unknown capabilities sys_everything"),
     "certificate file name instead of PEM": ({"apache_tls_certificate": CERT_PATH, "apache_tls_key": CERT_PATH},
                                              "apache_tls_certificate and apache_tls_key must be PEM text"),
+    "MPM setting that is not a number": ({"apache_mpm_prefork": {"MaxRequestWorkers": "lots"}},
+                                         "apache_mpm_prefork and apache_mpm_event map Apache directive names"),
+    "jail package list that is a string": (
+        {"rootfs_jails": [{"name": "web", "include": "apache2 php"}, {"name": "db"}]},
+        "rootfs_jails[0].include must be a list of Debian package names"),
 }
 
 
