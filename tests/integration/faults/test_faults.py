@@ -160,18 +160,25 @@ def test_every_acknowledged_commit_survives_kill_9_of_the_postmaster(host):
 
 
 def test_disk_full_during_a_converge_keeps_the_site_serving(host, tmp_path, monkeypatch):
-    """The apache role applies a changed vhost while the host's temporary space is full (1 MiB
-    tmpfs, filled, over /tmp and Ansible's remote temporary directory, so the configuration
-    snapshot and the upload of the rendered files hit ENOSPC): the play fails, Apache keeps its
-    configuration and its processes and goes on serving."""
-    config = f"cd {WEB_ROOT}/etc/apache2 && find . -type f -exec sha256sum {{}} + | sort"
+    """The apache role applies a changed vhost while the disk is full: the host's temporary space
+    (Ansible's uploads) and the filesystem of the jail's /etc/apache2 (a 4 MiB tmpfs holding a copy
+    of it, filled, mounted over it on the host), so writing the new site hits ENOSPC. The play
+    fails, the configuration stays as it was, Apache keeps its processes and goes on serving."""
+    apache_etc = f"{WEB_ROOT}/etc/apache2"
+    config = f"cd {apache_etc} && find . \\( -type f -o -type l \\) ! -name fill -printf '%p %l\\n' " \
+             f"-exec sha256sum {{}} + 2>/dev/null | sort"
     before, pids = host.check_output(config), jail_pids(host, WEB)
     full = ["/tmp", "/root/.ansible/tmp"]
     for path in full:
         host.run_expect([0], f"mkdir -p {path} && mount -t tmpfs -o size=1m jh-full {path} && "
                              f"(dd if=/dev/zero of={path}/fill bs=64k 2>/dev/null; true)")
+    host.run_expect([0], f"cp -a {apache_etc} /run/jh-apache2 && mount -t tmpfs -o size=4m jh-full {apache_etc} && "
+                         f"cp -a /run/jh-apache2/. {apache_etc}/ && chmod 0755 {apache_etc} && "
+                         f"(dd if=/dev/zero of={apache_etc}/fill bs=4k 2>/dev/null; true)")
     try:
         assert "No space left" in host.run("echo x > /tmp/probe").stderr
+        assert "No space left" in host.run(f"echo x > {apache_etc}/probe").stderr
+        assert host.check_output(config) == before, "the copy on the full tmpfs differs"
         vhosts = [{**VARS["apache_vhosts"][0], "config": 'Header always set X-Disk-Full "1"'}]
         monkeypatch.setenv("ANSIBLE_PIPELINING", "1")  # modules run; file uploads need the full space
         result = run_play(host, {"roles": [{"role": "jailhost.jails.apache"}]}, tmp_path,
@@ -179,7 +186,10 @@ def test_disk_full_during_a_converge_keeps_the_site_serving(host, tmp_path, monk
         output = result.stdout + result.stderr
         assert result.returncode != 0, output
         assert "No space left on device" in output, output[-3000:]
+        assert host.check_output(config) == before, "the configuration changed"
     finally:
+        host.run(f"umount {apache_etc} || umount -l {apache_etc}")
+        host.run("rm -rf /run/jh-apache2")
         for path in full:
             host.run(f"umount {path} || umount -l {path}")
     assert host.check_output(config) == before, "the configuration changed"
