@@ -629,6 +629,49 @@ def test_db_jail_is_unreachable_on_any_port_but_postgresql(host, shell, listener
                     f"socket.create_connection(('{DB_IP}', {port}), 3)\"").rc == 0
 
 
+SCAN = r'''
+import selectors
+def scan(addr, ports, wait=2.0):
+    """Non-blocking connects, 200 at a time: open (handshake done), refused (RST: a reachable
+    address with no listener) or filtered (no answer: dropped by the firewall)."""
+    found = {"open": [], "refused": [], "filtered": []}
+    for start in range(0, len(ports), 200):
+        selector, sockets = selectors.DefaultSelector(), []
+        for port in ports[start:start + 200]:
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex((addr, port))
+            selector.register(s, selectors.EVENT_WRITE, port)
+            sockets.append(s)
+        pending, deadline = len(sockets), time.monotonic() + wait
+        while pending and time.monotonic() < deadline:
+            for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
+                error = key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                found["open" if error == 0 else "refused" if error == errno.ECONNREFUSED else "filtered"].append(key.data)
+                selector.unregister(key.fileobj)
+                pending -= 1
+        for key in list(selector.get_map().values()):
+            found["filtered"].append(key.data)
+        for s in sockets:
+            s.close()
+    return {state: sorted(ports) for state, ports in found.items()}
+'''
+SCANNED_PORTS = list(range(1, 1025)) + [3306, 5433, 6379, 8000, 8080, 8081, 8443, 9000, 11211, 27017]
+
+
+def test_a_port_scan_of_the_db_jail_finds_postgresql_only(shell):
+    """1,034 ports of the db jail scanned from the web jail: PostgreSQL answers, every other port
+    is silently dropped by the firewall (a refused one would mean the packet reached the jail)."""
+    result = shell.py(SCAN + f"attempt('scan', lambda: scan('{DB_IP}', {SCANNED_PORTS + [5432]!r}))")
+    assert result["scan"]["ok"], result["scan"]
+    found = result["scan"]["value"]
+    print(f"scan of {DB_IP}: open {found['open']}, refused {len(found['refused'])}, "
+          f"filtered {len(found['filtered'])}")
+    assert found["open"] == [5432], found["open"]
+    assert found["refused"] == [], f"ports that reached the db jail: {found['refused'][:20]}"
+    assert len(found["filtered"]) == len(SCANNED_PORTS)
+
+
 def test_db_jail_cannot_reach_the_web_jail(host, root_entry):
     """The declared flow is web -> db:5432 only; root in the db jail cannot open the reverse."""
     result = as_root(host, f"attempt('http', lambda: connect('{WEB_IP}', 80))\n"

@@ -27,7 +27,7 @@ def curl(host, domain: str, path: str = "/", scheme: str = "http") -> tuple[int,
     """GET through the host's published port, with the name the proxy routes by (SNI and Host)."""
     port = 443 if scheme == "https" else 80
     out = subprocess.run(
-        ["curl", "-sk", "--max-time", "15", "--resolve", f"{domain}:{port}:{public_address(host)}",
+        ["curl", "-sk", "--max-time", "30", "--resolve", f"{domain}:{port}:{public_address(host)}",
          "-w", "\n%{http_code}", f"{scheme}://{domain}{path}"],
         capture_output=True, text=True, check=False).stdout
     body, _, code = out.rpartition("\n")
@@ -138,6 +138,11 @@ function try_db($conninfo) {{
     $r = @pg_query($c, 'SELECT count(*) FROM items');
     return $r === false ? 'connected, no query' : 'read ' . pg_fetch_result($r, 0, 0) . ' rows';
 }}
+function try_tcp($ip, $port) {{
+    $s = @fsockopen($ip, $port, $errno, $errstr, 2);
+    if ($s !== false) {{ fclose($s); return 'connected'; }}
+    return $errno == 111 ? 'refused' : 'no answer';
+}}
 $procs = array_values(array_filter(scandir('/proc'), 'ctype_digit'));
 $users = [];
 foreach ($procs as $p) {{ $s = @file_get_contents("/proc/$p/status");
@@ -154,6 +159,10 @@ echo json_encode([
   'proc_uids' => array_values(array_unique($users)),
   'proc_count' => count($procs),
   'shadow_readable' => is_readable('/etc/shadow'),
+  'beta_jail_http' => try_tcp('{beta['ip']}', 80),
+  'beta_jail_ssh' => try_tcp('{beta['ip']}', 22),
+  'proxy_jail_http' => try_tcp('{VARS['apps_proxy_ip']}', 80),
+  'db_jail_ssh' => try_tcp('{db_ip}', 22),
 ]);
 """
     host.run_expect([0], f"cat > {path} <<'EOF_PROBE'\n{code}EOF_PROBE\nchmod 0644 {path}")
@@ -180,6 +189,12 @@ def test_a_hijacked_app_cannot_reach_the_other_tenant(host, alpha_probe):
     # Only alpha's processes: root (sandbox, Apache parent) and alpha's workers, never beta's.
     assert set(seen["proc_uids"]) <= {0, alpha_uid} and beta_uid not in seen["proc_uids"]
     assert seen["proc_count"] < 40
+    # The network: beta's jail, the proxy and any other port of the db jail are dropped by the
+    # host's FORWARD chain (no answer at all; "refused" would mean the packet got through).
+    print(f"alpha -> beta:80 {seen['beta_jail_http']}, beta:22 {seen['beta_jail_ssh']}, "
+          f"proxy:80 {seen['proxy_jail_http']}, db:22 {seen['db_jail_ssh']}")
+    for probe in ("beta_jail_http", "beta_jail_ssh", "proxy_jail_http", "db_jail_ssh"):
+        assert seen[probe] == "no answer", (probe, seen[probe])
 
 
 def test_each_database_accepts_only_its_own_apps_address(host):
