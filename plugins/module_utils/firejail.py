@@ -83,6 +83,7 @@ HARDENING_DEFAULTS = {
     'private_tmp': True,
     'seccomp': True,
     'caps_keep': [],            # [] = caps.drop all; names like 'net_bind_service' keep those
+    'caps_drop': [],            # with caps_keep empty: drop only these (weaker; prefer caps_keep)
     'nonewprivs': True,
     'protocol': ['unix', 'inet', 'inet6'],
     'restrict_namespaces': True,
@@ -104,6 +105,7 @@ REASONS = {
     'seccomp': "firejail's default seccomp blacklist (mount, kexec, module loading, ptrace, ...)",
     'caps.drop all': 'empty capability bounding set: root inside the jail has no capabilities',
     'caps.keep': 'only the capabilities the daemon needs stay in the bounding set',
+    'caps.drop': 'these capabilities leave the bounding set, the others stay (weaker than caps.keep)',
     'nonewprivs': 'no_new_privs: setuid/setcap binaries cannot gain privileges',
     'protocol': 'socket families the daemon may open; socket() of any other family fails (EOPNOTSUPP)',
     'restrict_namespaces': 'no new namespaces from inside the jail (unshare/clone are filtered)',
@@ -244,6 +246,14 @@ def validate_spec(spec) -> list[str]:
             if not isinstance(caps, list) or not all(isinstance(c, str) and CAP_RE.match(c) for c in caps):
                 errors.append('hardening.caps_keep must be a list of capability names '
                               '(lowercase, without cap_), e.g. [net_bind_service]')
+        if 'caps_drop' in hard:
+            caps = hard['caps_drop']
+            if not isinstance(caps, list) or not all(isinstance(c, str) and CAP_RE.match(c) for c in caps):
+                errors.append('hardening.caps_drop must be a list of capability names '
+                              '(lowercase, without cap_), e.g. [net_raw, sys_admin]')
+            elif caps and hard.get('caps_keep'):
+                errors.append('hardening.caps_keep and hardening.caps_drop are mutually exclusive: '
+                              'caps_keep names what stays, everything else is dropped')
         if 'protocol' in hard:
             proto = hard['protocol']
             if not isinstance(proto, list) or not proto or not all(p in PROTOCOLS for p in proto):
@@ -323,6 +333,8 @@ def render_profile(spec: dict) -> str:
             directive(flag, flag.replace('_', '-'))
     if hard['caps_keep']:
         directive('caps.keep', 'caps.keep ' + ','.join(hard['caps_keep']))
+    elif hard['caps_drop']:
+        directive('caps.drop', 'caps.drop ' + ','.join(hard['caps_drop']))
     else:
         directive('caps.drop all', 'caps.drop all')
     if hard['nonewprivs']:

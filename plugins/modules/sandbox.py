@@ -93,7 +93,17 @@ options:
         default: true
       caps_keep:
         description:
-          - Capabilities kept in the bounding set (lower case, without C(cap_)); empty drops all.
+          - Capabilities kept in the bounding set (lower case, without C(cap_)); empty drops all
+            (unless O(hardening.caps_drop) is given).
+        type: list
+        elements: str
+        default: []
+      caps_drop:
+        description:
+          - With O(hardening.caps_keep) empty, drop only these capabilities from the bounding set
+            and keep the others (C(caps.drop net_raw,sys_admin)). Weaker than O(hardening.caps_keep),
+            which keeps only what is named; for a daemon whose needs are not known yet.
+          - Mutually exclusive with a non-empty O(hardening.caps_keep).
         type: list
         elements: str
         default: []
@@ -508,6 +518,7 @@ def main():
         "private_tmp": {"type": "bool", "default": True},
         "seccomp": {"type": "bool", "default": True},
         "caps_keep": {"type": "list", "elements": "str", "default": []},
+        "caps_drop": {"type": "list", "elements": "str", "default": []},
         "nonewprivs": {"type": "bool", "default": True},
         "protocol": {"type": "list", "elements": "str", "default": ["unix", "inet", "inet6"]},
         "restrict_namespaces": {"type": "bool", "default": True},

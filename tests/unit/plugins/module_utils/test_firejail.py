@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.jailhost.jails.plugins.module_utils.firejail import (
     HARDENING_DEFAULTS,
+    REASONS,
     find_sandbox,
     parse_netmap,
     parse_state,
@@ -276,6 +277,23 @@ def test_every_profile_directive_has_a_reason():
     assert 'memory-deny-write-execute' in directives
     assert 'writable-var-log' in directives
     assert 'netfilter /etc/firejail/web.net' in directives
+
+
+def test_caps_drop_drops_only_what_is_named():
+    directives = render_profile(spec(hardening={'caps_drop': ['net_raw', 'sys_admin']})).splitlines()
+    assert 'caps.drop net_raw,sys_admin' in directives
+    assert 'caps.drop all' not in directives and not any(d.startswith('caps.keep') for d in directives)
+    assert '# ' + REASONS['caps.drop'] in directives
+
+
+@pytest.mark.parametrize('hardening, message', [
+    ({'caps_drop': ['CAP_NET_RAW']}, 'hardening.caps_drop must be a list of capability names'),
+    ({'caps_drop': 'net_raw'}, 'hardening.caps_drop must be a list of capability names'),
+    ({'caps_drop': ['net_raw'], 'caps_keep': ['chown']}, 'mutually exclusive'),
+])
+def test_caps_drop_invalid(hardening, message):
+    errors = validate_spec(spec(hardening=hardening))
+    assert len(errors) == 1 and message in errors[0], errors
 
 
 def test_profile_without_optional_hardening():
