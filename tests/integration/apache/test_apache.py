@@ -202,10 +202,13 @@ def test_a_vhost_change_reloads_gracefully(host, tmp_path):
     main, parent, workers = apache_pids(host)
     token = uuid.uuid4().hex
     vhosts = [{**VARS["apache_vhosts"][0], "config": f'Header always set X-Reload-Test "{token}"'}]
-    play, extra = apache_play({"apache_vhosts": vhosts})
+    # ServerTokens is a default the user can override (here: the version, as for debugging).
+    play, extra = apache_play({"apache_vhosts": vhosts, "apache_server_tokens": "Minor"})
     result = run_play(host, play, tmp_path, extra_vars=extra)
     assert result.returncode == 0, result.stdout + result.stderr
     assert request(host, "/health.txt")[1].get("X-Reload-Test") == token
+    server = request(host, "/health.txt")[1].get("Server", "")
+    assert re.match(r"Apache/2\.4$", server), server
     new_main, new_parent, new_workers = apache_pids(host)
     assert (new_main, new_parent) == (main, parent), "the jail or the Apache parent was restarted"
     assert not set(workers) & set(new_workers), "old workers still run after the graceful restart"
@@ -215,6 +218,7 @@ def test_a_vhost_change_reloads_gracefully(host, tmp_path):
     result = run_play(host, play, tmp_path, extra_vars=extra)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "X-Reload-Test" not in request(host, "/health.txt")[1]
+    assert request(host, "/health.txt")[1].get("Server") == "Apache"
     assert apache_pids(host)[:2] == (main, parent)
 
 
