@@ -200,6 +200,7 @@ def test_second_run_and_check_mode_change_nothing(host, tmp_path):
 def test_a_vhost_change_reloads_gracefully(host, tmp_path):
     host = host
     main, parent, workers = apache_pids(host)
+    db_main = jail_pids(host, "db")[0]
     token = uuid.uuid4().hex
     vhosts = [{**VARS["apache_vhosts"][0], "config": f'Header always set X-Reload-Test "{token}"'}]
     # ServerTokens is a default the user can override (here: the version, as for debugging).
@@ -220,6 +221,7 @@ def test_a_vhost_change_reloads_gracefully(host, tmp_path):
     assert "X-Reload-Test" not in request(host, "/health.txt")[1]
     assert request(host, "/health.txt")[1].get("Server") == "Apache"
     assert apache_pids(host)[:2] == (main, parent)
+    assert jail_pids(host, "db")[0] == db_main, "the database jail was restarted by a web change"
 
 
 def test_a_broken_configuration_fails_the_play_and_the_site_keeps_serving(host, tmp_path):
