@@ -13,7 +13,7 @@ long each part took. Parts:
   converge.py    site.yml cold converge and no-change re-run; start-to-serving of Apache and PostgreSQL
   throughput.py  Apache static/dynamic req/s and pgbench TPS, jailed vs bare, paired alternating runs
                  (on the host converge.py converged)
-  apps.py        the multi-tenant host (roles/apps) at 1, 5 and 10 apps: converge time per added
+  apps.py        the multi-tenant host (roles/apps) at 1, 5, 10 and 20 apps: converge time per added
                  app, unchanged re-run per app, idle memory and disk per app jail
 
 Benchmarks never fail on slowness: the exit status is non-zero only when a part breaks.
@@ -118,7 +118,7 @@ def main() -> int:
     def multitenant():
         lab = Lab("bench-apps")
         try:
-            return apps.measure(lab, [1, 2, 3] if args.quick else [1, 5, 10])
+            return apps.measure(lab, [1, 2, 3] if args.quick else [1, 5, 10, 20])
         finally:
             lab.close()
 
