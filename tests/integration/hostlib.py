@@ -147,6 +147,26 @@ def host_state(host, paths: list[str]) -> dict:
     }
 
 
+MOLECULE = Path(__file__).resolve().parents[2] / "molecule"
+
+
+def assert_check_mode_changes_nothing(host, playbook: str | Path, tmp_path: Path, watched: list[str]) -> None:
+    """Run a scenario's converge playbook (or playbooks/NAME.yml) with --check on the
+    converged host: it must succeed, report changed=0, and leave the rules and the WATCHED files
+    as they were."""
+    import re
+
+    before = host_state(host, watched)
+    if isinstance(playbook, str):
+        playbook = PLAYBOOKS / f"{playbook}.yml"
+    result = _ansible_playbook(host, playbook, tmp_path, None, True, inventory_group="jailhosts")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    recap = re.findall(r"changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
+    assert recap and all(r == ("0", "0", "0") for r in recap), output[-5000:]
+    assert host_state(host, watched) == before, "check mode changed the host"
+
+
 def jail_pids(host, name: str, timeout: float = 15) -> tuple[int, int, list[int]]:
     """(firejail parent, sandbox child, daemon PIDs) of jail NAME, read from systemd and
     /run/firejail directly (not through the module under test).

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hostlib import load_vars, public_address, push_file
+from hostlib import MOLECULE, assert_check_mode_changes_nothing, load_vars, public_address, push_file
 
 VARS = load_vars(__file__)
 BR = VARS["bridge_name"]
@@ -132,3 +132,8 @@ def test_host_reaches_jails_only_through_admin_access(host, netlab):
     assert host.run("nc -z -w 2 10.77.0.20 5432").rc == 0
     assert host.run("nc -z -w 2 10.77.0.20 6000").rc != 0
     assert host.run("nc -z -w 2 10.77.0.10 9090").rc != 0
+
+
+def test_converge_in_check_mode_changes_nothing(host, tmp_path):
+    assert_check_mode_changes_nothing(host, MOLECULE / "bridge" / "converge.yml", tmp_path,
+                                      ["/etc/systemd", "/etc/network", "/etc/sysctl.d", "/etc/modules-load.d"])

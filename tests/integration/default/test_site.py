@@ -8,7 +8,7 @@ import ssl
 import urllib.error
 import urllib.request
 
-from hostlib import jail_pids, load_vars, public_address, wait_until
+from hostlib import assert_check_mode_changes_nothing, jail_pids, load_vars, public_address, wait_until
 
 VARS = load_vars(__file__)
 
@@ -60,3 +60,11 @@ def test_every_jail_runs_and_is_confined(host):
 def test_the_page_comes_back_after_the_db_jail_restarts(host):
     host.run_expect([0], "systemctl restart jailhost-db.service")
     wait_until(lambda: page(host)[0] == 200 and "stored in PostgreSQL" in page(host)[1], timeout=30)
+
+
+def test_site_in_check_mode_changes_nothing(host, tmp_path):
+    pids = {name: jail_pids(host, name)[0] for name in ("web", "db")}
+    assert_check_mode_changes_nothing(host, "site", tmp_path,
+                                      ["/etc/firejail", "/etc/systemd/system", "/var/lib/jailhost/jails/web/root/etc",
+                                       "/var/lib/jailhost/jails/db/root/etc/postgresql"])
+    assert {name: jail_pids(host, name)[0] for name in ("web", "db")} == pids

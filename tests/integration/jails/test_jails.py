@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from hostlib import in_jail, jail_pids, load_vars, proc_status, public_address, run_play, wait_until
+from hostlib import (MOLECULE, assert_check_mode_changes_nothing, in_jail, jail_pids, load_vars, proc_status,
+                     public_address, run_play, wait_until)
 
 VARS = load_vars(__file__)
 JAILS = VARS["jails_under_test"]
@@ -186,3 +187,10 @@ def test_stop_is_clean_and_start_serves_again(host):
     assert host.check_output("systemctl show -p Result --value jailhost-beta.service") == "success"
     host.run_expect([0], "systemctl start jailhost-beta.service")
     wait_until(lambda: http_get(host, "10.66.0.11", 8080) == "jail beta\n", timeout=10)
+
+
+def test_converge_in_check_mode_changes_nothing(host, tmp_path):
+    pids = {jail["name"]: jail_pids(host, jail["name"])[0] for jail in JAILS}
+    assert_check_mode_changes_nothing(host, MOLECULE / "jails" / "converge.yml", tmp_path,
+                                      ["/etc/firejail", "/etc/systemd/system", "/var/lib/jailhost/jails"])
+    assert {jail["name"]: jail_pids(host, jail["name"])[0] for jail in JAILS} == pids

@@ -16,7 +16,8 @@ import uuid
 
 import pytest
 
-from hostlib import assert_started_once, jail_pids, load_vars, proc_status, public_address
+from hostlib import (MOLECULE, assert_check_mode_changes_nothing, assert_started_once, jail_pids, load_vars,
+                     proc_status, public_address)
 
 VARS = load_vars(__file__)
 APPS = {app["name"]: app for app in VARS["apps_list"]}
@@ -209,3 +210,13 @@ def test_each_database_accepts_only_its_own_apps_address(host):
             f"-c \"SELECT has_database_privilege('{role}', '{database}', 'CONNECT')\"")
     assert may_connect("beta", "beta") == "t" and may_connect("alpha", "alpha") == "t"
     assert may_connect("alpha", "beta") == "f" and may_connect("beta", "alpha") == "f"
+
+
+def test_converge_in_check_mode_changes_nothing(host, tmp_path):
+    jails = ["proxy", "db"] + list(APPS)
+    pids = {name: jail_pids(host, name)[0] for name in jails}
+    assert_check_mode_changes_nothing(
+        host, MOLECULE / "multitenant" / "converge.yml", tmp_path,
+        ["/etc/firejail", "/etc/systemd/system", "/etc/ssh/sshd_config.d", "/etc/sudoers.d", "/etc/passwd",
+         "/etc/group"] + [f"{JAILS}/{name}/root/etc/apache2" for name in ["proxy"] + list(APPS)])
+    assert {name: jail_pids(host, name)[0] for name in jails} == pids
