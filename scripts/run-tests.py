@@ -13,6 +13,7 @@ counts as one failed test. Prints each stage's duration and exits non-zero on an
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -110,6 +111,14 @@ def main() -> int:
     for scenario in args.scenarios.split():
         stages.append(Stage(f"molecule {scenario}", [str(venv_bin / "molecule"), "test", "-s", scenario],
                             reports / f"molecule-{scenario}.xml"))
+    if args.scenarios.split():
+        # After the scenarios: nothing of theirs is left on the machine, and the harness's own
+        # create/destroy are idempotent (tests/harness).
+        listed = subprocess.run([py, str(ROOT / "molecule/shared/labhost.py"), "list"], capture_output=True,
+                                text=True, check=False).stdout
+        env["JAILHOST_LAB_HOSTS_BEFORE"] = ",".join(h["instance"] for h in json.loads(listed or "[]"))
+        stages.append(Stage("harness", [py, "-m", "pytest", "-q", "tests/harness",
+                                        f"--junitxml={reports / 'harness.xml'}"], reports / "harness.xml"))
 
     started = time.monotonic()
     for stage in stages:

@@ -1,0 +1,97 @@
+# Copyright (c) 2026, jailhost.jails contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The test-host harness itself (molecule/shared/labhost.py), run by `make test` after every
+Molecule scenario: no lab host, veth, nspawn process or mount is left behind by the scenarios;
+`create` twice keeps the one running host; `destroy` leaves the machine as it was, and `destroy`
+on nothing is safe. Needs root and the cached base image (the scenarios built it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LABHOST = [sys.executable, str(ROOT / "molecule" / "shared" / "labhost.py")]
+NAME = "jh-harness"
+
+sys.path.insert(0, str(ROOT / "molecule" / "shared"))
+import labhost  # noqa: E402  (the harness module, found through the path above)
+
+
+def lab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*LABHOST, *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+# Lab hosts that ran before `make test` started (a `make demo` host, say): scripts/run-tests.py
+# passes their names; they are not the scenarios' leftovers.
+BEFORE = set(filter(None, os.environ.get("JAILHOST_LAB_HOSTS_BEFORE", "").split(",")))
+
+
+def ours(text: str) -> bool:
+    """Whether a host name, link name, command line or mount point is not one of BEFORE's hosts."""
+    for name in BEFORE:
+        if text in (name, f"vb-{name}", f"ve-{name}") or f"{labhost.HOSTS_ROOT}/{name}/" in text + "/":
+            return False
+    return True
+
+
+def machine_state() -> dict:
+    """What lab hosts add to the machine (hosts, links, processes, mounts, FORWARD rules), except
+    the hosts that ran before the tests."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    procs = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    forward = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
+    return {
+        "hosts": sorted(p.parent.name for p in labhost.HOSTS_ROOT.glob("*/state.json") if ours(p.parent.name)),
+        "links": sorted(name for name in (line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+                        if name.startswith(("vb-", "ve-")) and ours(name)
+                        or name == labhost.LAB_BRIDGE and not BEFORE),
+        "nspawn": sorted(line for line in procs.splitlines() if line.startswith("systemd-nspawn") and ours(line)),
+        "mounts": sorted(line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+                         if str(labhost.HOSTS_ROOT) in line.split()[1] and ours(line.split()[1])),
+        "forward": sorted(line for line in forward.splitlines() if labhost.LAB_BRIDGE in line and not BEFORE),
+    }
+
+
+@pytest.fixture(scope="module")
+def clean_machine():
+    state = machine_state()
+    yield state
+    lab("destroy", NAME)
+
+
+def test_the_scenarios_left_no_lab_host_behind(clean_machine):
+    assert clean_machine == {"hosts": [], "links": [], "nspawn": [], "mounts": [], "forward": []}
+
+
+def test_destroy_on_nothing_is_safe(clean_machine):
+    for _ in range(2):
+        result = lab("destroy", NAME)
+        assert result.returncode == 0, result.stderr
+    assert machine_state() == clean_machine
+
+
+def test_create_twice_keeps_the_running_host_and_destroy_removes_everything(clean_machine):
+    first = lab("create", NAME)
+    assert first.returncode == 0, first.stderr
+    host = json.loads(first.stdout)
+    answer = subprocess.run(["ssh", "-i", host["identity_file"], "-o", "StrictHostKeyChecking=no",
+                             "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                             f"root@{host['address']}", "systemctl is-system-running"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert answer.stdout.strip() in ("running", "degraded"), answer
+    second = lab("create", NAME)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["supervisor_pid"] == host["supervisor_pid"], "create booted a second host"
+    assert "already runs" in second.stderr
+    destroyed = lab("destroy", NAME)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert machine_state() == clean_machine
+    assert not (labhost.HOSTS_ROOT / NAME).exists()
