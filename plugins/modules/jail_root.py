@@ -1,0 +1,140 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, jailhost.jails contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: jail_root
+short_description: A jail's root filesystem, an overlay of a shared base image and the jail's own layer, mounted by systemd
+description:
+  - Makes C(JAILS_DIR/NAME/root) the overlay of a base image root (read-only lower layer) and
+    C(JAILS_DIR/NAME/upper) (everything the jail writes), mounted now and at boot by the systemd
+    mount unit C(var-lib-jailhost-jails-NAME-root.mount) (named by C(systemd-escape --path)).
+  - The directories C(NAME), C(upper), C(work) and C(root) are owned by root with mode 0755, as
+    C(firejail --chroot) requires.
+  - A new jail is pinned to the base it was created on (C(JAILS_DIR/NAME/base), written once); a
+    later base image (another package list or mirror) never replaces the lower layer of an existing
+    jail. Edit the pin to move a jail to a new base (the root is then remounted).
+  - One task does what the jailhost.jails.rootfs role needs per jail, and nothing when all is in
+    place (no C(systemctl) call but C(is-enabled)).
+  - With O(state=absent), the root is unmounted and the mount unit removed; the jail's layer stays
+    unless O(purge=true). The jail's sandbox must be removed first (a root in use cannot be
+    unmounted, and the task fails rather than pull it from under a service).
+author:
+  - jailhost.jails contributors (@jailhost)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details:
+      - The mount unit before and after.
+  platform:
+    description: Target OS/families that can be operated against.
+    support: full
+    platforms: posix
+requirements:
+  - systemd and overlayfs on the host; the module runs as root
+options:
+  name:
+    description: The jail name, C(^[a-z][a-z0-9-]*$).
+    type: str
+    required: true
+  jails_dir:
+    description: Directory of the jails (absolute, without C(..), spaces, C(,), C(:) or C(\)).
+    type: path
+    default: /var/lib/jailhost/jails
+  base:
+    description:
+      - The root directory of the base image a new jail is created on (the lower layer).
+      - Required with O(state=present); ignored for a jail that is pinned already.
+    type: path
+  state:
+    description: V(present) creates and mounts the root; V(absent) unmounts it and removes the mount unit.
+    type: str
+    choices: [present, absent]
+    default: present
+  purge:
+    description: With O(state=absent), also delete C(JAILS_DIR/NAME) with everything the jail wrote.
+    type: bool
+    default: false
+seealso:
+  - module: jailhost.jails.sandbox
+  - module: jailhost.jails.jail_packages
+"""
+
+EXAMPLES = r"""
+- name: The root filesystem of the web jail
+  jailhost.jails.jail_root:
+    name: web
+    base: /var/lib/jailhost/base/0123456789abcdef/root
+
+- name: Remove the jail's root, keep what it wrote
+  jailhost.jails.jail_root:
+    name: files
+    state: absent
+"""
+
+RETURN = r"""
+changed:
+  description: Whether something was (or would be) created, written, mounted, enabled or removed.
+  returned: always
+  type: bool
+reasons:
+  description: What changed.
+  returned: success
+  type: list
+  elements: str
+  sample: [/var/lib/jailhost/jails/web created, pinned to the base /var/lib/jailhost/base/0123/root, mounted]
+unit:
+  description: The mount unit.
+  returned: success
+  type: str
+  sample: var-lib-jailhost-jails-web-root.mount
+path:
+  description: The jail root (the mount point).
+  returned: success
+  type: str
+  sample: /var/lib/jailhost/jails/web/root
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.jailhost.jails.plugins.module_utils.jail_root import JailRoot, JailRootError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type='str', required=True),
+            jails_dir=dict(type='path', default='/var/lib/jailhost/jails'),
+            base=dict(type='path'),
+            state=dict(type='str', choices=['present', 'absent'], default='present'),
+            purge=dict(type='bool', default=False),
+        ),
+        supports_check_mode=True,
+    )
+    if os.geteuid() != 0:
+        module.fail_json(msg='jail_root must run as root (become: true)')
+    try:
+        root = JailRoot(module)
+        if module.params['state'] == 'present':
+            result = root.present()
+        else:
+            result = root.absent(module.params['purge'])
+    except JailRootError as exc:
+        module.fail_json(msg=str(exc), **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=f'jail_root: {exc}')
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
