@@ -526,10 +526,17 @@ def test_www_data_keyctl_bpf_and_friends_are_filtered(host, shell):
     result = shell.py(SECCOMP)
     for label in ("keyctl", "add_key", "bpf", "userfaultfd", "perf_event_open", "kexec_load"):
         blocked(result, label, "EPERM")
-    # The same calls on the test host as uid 33 outside the jail: what seccomp changes.
+    # The same calls on the test host as uid 33 outside the jail: what the jail's filter changes.
     control = host.run(f"setpriv --reuid=33 --regid=33 --clear-groups python3 - <<'EOF'\n"
                        f"{PRELUDE}{SECCOMP}\nprint(json.dumps(out))\nEOF")
     print(f"  control (uid 33 on the host, no jail): {control.stdout.strip()}")
+    outside = json.loads(control.stdout.strip().splitlines()[-1])
+    # The lab host is itself a systemd-nspawn container, whose own seccomp filter refuses keyctl,
+    # bpf, ... outside the jail too. personality() is allowed there and refused in the jail, and
+    # the jail's processes carry firejail's filters on top of the host's.
+    assert outside["personality"]["ok"], outside
+    blocked(result, "personality", "EPERM")
+    assert int(result["self"]["Seccomp_filters"]) > int(outside["self"]["Seccomp_filters"]), (result["self"], outside)
 
 
 def test_root_in_jail_keyctl_bpf_and_friends_are_filtered(host, root_entry):
