@@ -4,11 +4,13 @@ host's published ports, and what a client on the uplink side can and cannot reac
 from __future__ import annotations
 
 import socket
+import uuid
 import ssl
 import urllib.error
 import urllib.request
 
-from hostlib import assert_check_mode_changes_nothing, jail_pids, load_vars, public_address, wait_until
+from hostlib import (assert_check_mode_changes_nothing, jail_pids, load_vars, public_address, reboot, site_page,
+                     site_serves_rows, wait_until)
 
 VARS = load_vars(__file__)
 
@@ -68,3 +70,39 @@ def test_site_in_check_mode_changes_nothing(host, tmp_path):
                                       ["/etc/firejail", "/etc/systemd/system", "/var/lib/jailhost/jails/web/root/etc",
                                        "/var/lib/jailhost/jails/db/root/etc/postgresql"])
     assert {name: jail_pids(host, name)[0] for name in ("web", "db")} == pids
+
+
+# A file the attacker-free application could have: it inserts a row with the application's own
+# database settings (APP_DB_CONFIG, as the demo page reads them), from the web jail through the
+# bridge to the db jail, as the application would.
+WRITE_PROBE = r"""<?php
+function q($v) { return "'" . str_replace(['\\', "'"], ['\\\\', "\\'"], (string) $v) . "'"; }
+$db = json_decode(file_get_contents(getenv('APP_DB_CONFIG')), true);
+$c = pg_connect(sprintf('host=%s port=%s dbname=%s user=%s password=%s connect_timeout=3',
+    q($db['host']), q($db['port']), q($db['name']), q($db['user']), q($db['password'])));
+$r = $c ? pg_query_params($c, 'INSERT INTO items (name, jail) VALUES ($1, $2) RETURNING id', [$_GET['name'], 'web']) : false;
+echo $r ? 'inserted ' . pg_fetch_result($r, 0, 0) : 'failed';
+"""
+
+
+def test_a_row_written_through_the_app_survives_a_db_restart_and_a_reboot(host):
+    server = VARS["apache_vhosts"][0]["server_name"]
+    probe = f"write-{uuid.uuid4().hex}.php"
+    path = f"/var/lib/jailhost/jails/web/root/var/www/app/{probe}"
+    token = f"written-through-the-app-{uuid.uuid4().hex[:8]}"
+    host.run_expect([0], f"cat > {path} <<'EOF_PROBE'\n{WRITE_PROBE}EOF_PROBE\nchmod 0644 {path}")
+    try:
+        status, body = site_page(host, server, f"/{probe}?name={token}")
+        assert status == "200" and body.startswith("inserted "), (status, body)
+        assert token in site_page(host, server)[1]
+        host.run_expect([0], "systemctl restart jailhost-db.service")
+        wait_until(lambda: token in site_page(host, server)[1], timeout=30)
+        reboot(host)
+        wait_until(lambda: site_serves_rows(host, server), timeout=60)
+        assert token in site_page(host, server)[1], "the row written through the app was lost in the reboot"
+    finally:
+        host.run(f"rm -f {path}")
+        host.run("chroot /var/lib/jailhost/jails/db/root setpriv --reuid=postgres --regid=postgres --init-groups "
+                 "/usr/lib/postgresql/15/bin/psql -XAtq -h /run/postgresql -d app "
+                 f"-c \"DELETE FROM items WHERE name = '{token}'\"")
+    assert token not in site_page(host, server)[1]
