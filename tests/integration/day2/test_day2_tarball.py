@@ -1,6 +1,7 @@
 """The collection as a user gets it: the tarball built by ansible-galaxy, installed into an empty
 collections path, used by FQCN only from a playbook in a directory outside the repository, against
-the converged test host (scripts/check-tarball.sh checks the same on the controller only)."""
+the converged test host, in check mode and then for real (a backup into a directory of the test;
+scripts/check-tarball.sh checks the same on the controller only)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,12 @@ PLAYBOOK = """\
           - jails.jails | jailhost.jails.json_query('[?state!=`running`].name') == []
           - jails.jails | jailhost.jails.json_query('[?!confined].name') == []
 
-    - name: A role of the collection (the play runs with --check, so it reads the db jail and writes nothing)
+    - name: A role of the collection, into a directory of this test
       ansible.builtin.import_role:
         name: jailhost.jails.backup
       vars:
         backup_databases: [app]
+        backup_dir: /var/tmp/jailhost-tarball-test
 """
 
 
@@ -60,8 +62,19 @@ def test_installed_tarball_runs_by_fqcn_outside_the_repository(host, tmp_path):
     playbook.write_text(PLAYBOOK)
     assert REPO not in playbook.parents
 
-    result = run_playbook(host, playbook, tmp_path, extra_vars=VARS, collections_path=str(collections), check=True)
+    host.run("rm -rf /var/tmp/jailhost-tarball-test")
+    try:
+        checked = run_playbook(host, playbook, tmp_path, extra_vars=VARS, collections_path=str(collections),
+                               check=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "would back up app" in checked.stdout
+        assert re.search(r"changed=0\s", checked.stdout), checked.stdout
+        assert not host.file("/var/tmp/jailhost-tarball-test").exists
 
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "would back up app" in result.stdout
-    assert re.search(r"changed=0\s", result.stdout), result.stdout
+        result = run_playbook(host, playbook, tmp_path, extra_vars=VARS, collections_path=str(collections))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert re.search(r"changed=[1-9]", result.stdout), result.stdout
+        dumps = host.run("find /var/tmp/jailhost-tarball-test -name 'app.*' -size +0").stdout.split()
+        assert dumps, host.run("find /var/tmp/jailhost-tarball-test").stdout
+    finally:
+        host.run("rm -rf /var/tmp/jailhost-tarball-test")
