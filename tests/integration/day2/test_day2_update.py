@@ -14,7 +14,7 @@ import shlex
 
 import pytest
 
-from hostlib import jail_pids, load_vars, run_playbook
+from hostlib import jail_pids, load_vars, run_playbook, site_serves_rows, wait_until
 
 VARS = load_vars(__file__)
 JAILS_DIR = "/var/lib/jailhost/jails"
@@ -94,8 +94,9 @@ def test_update_upgrades_and_restarts_only_the_changed_jail(host, probe, tmp_pat
     after = main_pids(host)
     assert after["web"] != pids["web"], "the upgraded web jail was not restarted"
     assert after["db"] == pids["db"], "the db jail had no change but was restarted"
-    # The daemon of the restarted jail runs and serves again (the unit is active with its daemon).
+    # The daemon of the restarted jail runs and serves the page with rows again.
     assert host.check_output("systemctl is-active jailhost-web.service") == "active"
+    wait_until(lambda: site_serves_rows(host, VARS["apache_vhosts"][0]["server_name"]), timeout=30)
     # Nothing of apt's indexes or downloads stays in the jail's layer.
     assert "Packages" not in lists_state(host)
     assert ".deb" not in lists_state(host)
