@@ -46,7 +46,11 @@ class Lab:
             path.write_text(json.dumps(playbook))
             playbook = path
         (self.tmp / "vars.json").write_text(json.dumps(variables or {}))
+        # The repository's ansible.cfg (SSH pipelining, no fact gathering), as a user running
+        # `ansible-playbook playbooks/site.yml` from the repository gets it: bench/run.py runs from
+        # bench/, where ansible-playbook would not find it.
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".cache/collections"),
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                    ANSIBLE_HOST_KEY_CHECKING="false", ANSIBLE_NOCOLOR="1")
         cmd = [str(ROOT / ".venv/bin/ansible-playbook")]
         for inventory in (*inventories, self.hosts):
