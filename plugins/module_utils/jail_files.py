@@ -344,6 +344,8 @@ def purge_entries(jail: Jail, purge: list[dict], entries: list[Entry]) -> list[E
 def plan(jail: Jail, entries: list[Entry]) -> list[Change]:
     """What must change, with every error raised before anything is written."""
     changes = []
+    # A link may point at a file or directory that this same task creates.
+    created = wanted_paths(entries)
     for entry in entries:
         missing = jail.parents(entry.path)
         current = jail.current(entry.path)
@@ -367,7 +369,7 @@ def plan(jail: Jail, entries: list[Entry]) -> list[Change]:
             raise JailFilesError(f'{entry.path} is a directory, not a {entry.state}')
         if entry.state == 'link':
             target = link_target_in_jail(entry.path, entry.src)
-            if not jail.exists(target):
+            if target not in created and not jail.exists(target):
                 if entry.optional:
                     continue
                 raise JailFilesError(

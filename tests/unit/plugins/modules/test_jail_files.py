@@ -301,3 +301,15 @@ def test_link_targets_are_resolved_inside_the_jail(jail, tmp_path):
     assert not found.exists('/escape/outside')
     os.symlink('loop', root / 'loop')
     assert not found.exists('/loop')
+
+
+@needs_root
+def test_a_link_to_a_file_of_the_same_task(jail):
+    files = [{'path': '/etc/apache2/conf-enabled/jailhost.conf', 'state': 'link', 'src': '../conf-available/jailhost.conf'},
+             {'path': '/etc/apache2/conf-available/jailhost.conf', 'content': 'ServerTokens Prod\n'}]
+    check = run(jail, check_mode=True, files=files)
+    assert check['changed'] and not check.get('failed'), check
+    result = run(jail, files=files)
+    assert not result.get('failed'), result
+    assert (jail['root'] / 'etc/apache2/conf-enabled/jailhost.conf').read_text() == 'ServerTokens Prod\n'
+    assert not run(jail, files=files)['changed']
