@@ -150,7 +150,8 @@ def host_state(host, paths: list[str]) -> dict:
 MOLECULE = Path(__file__).resolve().parents[2] / "molecule"
 
 
-def assert_check_mode_changes_nothing(host, playbook: str | Path, tmp_path: Path, watched: list[str]) -> None:
+def assert_check_mode_changes_nothing(host, playbook: str | Path, tmp_path: Path, watched: list[str],
+                                      extra_vars: dict | None = None) -> None:
     """Run a scenario's converge playbook (or playbooks/NAME.yml) with --check on the
     converged host: it must succeed, report changed=0, and leave the rules and the WATCHED files
     as they were."""
@@ -159,7 +160,7 @@ def assert_check_mode_changes_nothing(host, playbook: str | Path, tmp_path: Path
     before = host_state(host, watched)
     if isinstance(playbook, str):
         playbook = PLAYBOOKS / f"{playbook}.yml"
-    result = _ansible_playbook(host, playbook, tmp_path, None, True, inventory_group="jailhosts")
+    result = _ansible_playbook(host, playbook, tmp_path, extra_vars, True, inventory_group="jailhosts")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     recap = re.findall(r"changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)

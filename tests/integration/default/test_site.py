@@ -68,7 +68,7 @@ def test_site_in_check_mode_changes_nothing(host, tmp_path):
     pids = {name: jail_pids(host, name)[0] for name in ("web", "db")}
     assert_check_mode_changes_nothing(host, "site", tmp_path,
                                       ["/etc/firejail", "/etc/systemd/system", "/var/lib/jailhost/jails/web/root/etc",
-                                       "/var/lib/jailhost/jails/db/root/etc/postgresql"])
+                                       "/var/lib/jailhost/jails/db/root/etc/postgresql"], extra_vars=VARS)
     assert {name: jail_pids(host, name)[0] for name in ("web", "db")} == pids
 
 
