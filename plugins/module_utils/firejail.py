@@ -384,7 +384,20 @@ def stop_command(signal_name: str, wait_seconds: int) -> str:
 
 
 INIT_LOCK = '/run/jailhost-firejail-init.lock'
-INIT_COMMAND = f"/usr/bin/flock {INIT_LOCK} /bin/sh -c '/usr/bin/firejail --list >/dev/null'"
+START_STAMP = '/run/jailhost-firejail-start'
+START_SPACING_MS = 1500
+# Under the lock: the no-op run, then at least START_SPACING_MS since the previous jail's start
+# (a single start waits for nothing), then this start's time for the next one.
+INIT_SCRIPT = (
+    '/usr/bin/firejail --list >/dev/null; '
+    f'now=$(date +%s%N); last=$(cat {START_STAMP} 2>/dev/null || echo 0); '
+    f'ms=$(( (last + {START_SPACING_MS} * 1000000 - now) / 1000000 )); '
+    f'if [ $ms -gt 0 ] && [ $ms -le {START_SPACING_MS} ]; then '
+    'sleep $((ms / 1000)).$(printf %03d $((ms % 1000))); fi; '
+    f'date +%s%N > {START_STAMP}'
+)
+INIT_COMMAND = (f"/usr/bin/flock {INIT_LOCK} /bin/sh -c '"
+                + INIT_SCRIPT.replace('%', '%%').replace('$', '$$') + "'")
 
 
 def render_unit(spec: dict) -> str:
@@ -421,6 +434,8 @@ def render_unit(spec: dict) -> str:
         '# /run/firejail/dbus in the host namespace and then checks the last mount; two jails',
         '# starting at once at boot fail that check ("invalid read-only mount") and restart. A',
         '# serialized no-op run (--list) does that setup once before any sandbox starts.',
+        "# Jail starts are also spaced 1.5 s apart: firejail's ARP probe of --ip (1 s) failed at",
+        '# boot with "Error select: arp.c arp_check" when two jails probed the new bridge at once.',
         'ExecStartPre=' + INIT_COMMAND,
         'ExecStart=' + ' '.join(systemd_quote(a) for a in _firejail_args(spec)),
     ]

@@ -88,7 +88,12 @@ Type=simple
 # /run/firejail/dbus in the host namespace and then checks the last mount; two jails
 # starting at once at boot fail that check ("invalid read-only mount") and restart. A
 # serialized no-op run (--list) does that setup once before any sandbox starts.
-ExecStartPre=/usr/bin/flock /run/jailhost-firejail-init.lock /bin/sh -c '/usr/bin/firejail --list >/dev/null'
+# Jail starts are also spaced 1.5 s apart: firejail's ARP probe of --ip (1 s) failed at
+# boot with "Error select: arp.c arp_check" when two jails probed the new bridge at once.
+ExecStartPre=/usr/bin/flock /run/jailhost-firejail-init.lock /bin/sh -c '/usr/bin/firejail --list >/dev/null; \
+now=$$(date +%%s%%N); last=$$(cat /run/jailhost-firejail-start 2>/dev/null || echo 0); \
+ms=$$(( (last + 1500 * 1000000 - now) / 1000000 )); if [ $$ms -gt 0 ] && [ $$ms -le 1500 ]; then \
+sleep $$((ms / 1000)).$$(printf %%03d $$((ms %% 1000))); fi; date +%%s%%N > /run/jailhost-firejail-start'
 ExecStart=/usr/bin/firejail --profile=/etc/firejail/jailhost-web1.profile --name=web1 \
 --chroot=/var/lib/jailhost/jails/web1/root --net=br-t --veth-name=fj-web1 --ip=10.88.0.10 \
 --defaultgw=10.88.0.1 -- /usr/bin/python3 -m http.server 8080 --bind 10.88.0.10
