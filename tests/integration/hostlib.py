@@ -8,6 +8,7 @@ any host converged with the same variables, e.g.:
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import time
@@ -168,6 +169,9 @@ def assert_check_mode_changes_nothing(host, playbook: str | Path, tmp_path: Path
     assert host_state(host, watched) == before, "check mode changed the host"
 
 
+FIREJAIL_HELPER = re.compile(r"/lib/[^/ ]+/firejail/[^/ ]+$|/firejail$")
+
+
 def jail_pids(host, name: str, timeout: float = 15) -> tuple[int, int, list[int]]:
     """(firejail parent, sandbox child, daemon PIDs) of jail NAME, read from systemd and
     /run/firejail directly (not through the module under test).
@@ -180,8 +184,14 @@ def jail_pids(host, name: str, timeout: float = 15) -> tuple[int, int, list[int]
         child = host.run(f"cat /run/firejail/sandbox/{main}").stdout.strip() if main != "0" else ""
         if not child.isdigit():
             return None
-        daemons = host.run(f"cat /proc/{child}/task/*/children").stdout.split()
-        return (int(main), int(child), [int(p) for p in daemons]) if daemons else None
+        # While the sandbox initializes, the child's children are firejail's helpers (fseccomp,
+        # fcopy, ... from /usr/lib/<arch>/firejail/): not the daemon yet. (A daemon's exe reads
+        # /run/firejail/mnt/oroot/..., so only the helpers' own names count.)
+        children = host.run(f"for p in $(cat /proc/{child}/task/*/children); do "
+                            f"printf '%s %s\\n' $p \"$(readlink /proc/$p/exe)\"; done").stdout.splitlines()
+        if not children or any(FIREJAIL_HELPER.search(line) for line in children):
+            return None
+        return int(main), int(child), [int(line.split()[0]) for line in children]
 
     return wait_until(read, timeout=timeout)[0]
 

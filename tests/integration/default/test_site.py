@@ -4,15 +4,24 @@ host's published ports, and what a client on the uplink side can and cannot reac
 from __future__ import annotations
 
 import socket
-import uuid
 import ssl
 import urllib.error
 import urllib.request
+import uuid
+
+import pytest
 
 from hostlib import (assert_check_mode_changes_nothing, jail_pids, load_vars, public_address, reboot, site_page,
                      site_serves_rows, wait_until)
 
 VARS = load_vars(__file__)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serving_stack(host):
+    """The suites before this one reboot the host and restart jails: start once the whole stack
+    serves (the page with rows), as a client would see it."""
+    wait_until(lambda: site_serves_rows(host, VARS["apache_vhosts"][0]["server_name"]), timeout=90)
 
 
 def page(host, scheme: str = "http") -> tuple[int, str]:
