@@ -17,10 +17,12 @@ image (read-only lower layer) and the jail's own layer, mounted by a systemd mou
 from __future__ import annotations
 
 import os
-import re
+import shutil
 import stat
 
-NAME_RE = re.compile(r'^[a-z][a-z0-9-]*$')
+# One jail name rule for the whole collection (the sandbox module's).
+from ansible_collections.jailhost.jails.plugins.module_utils.firejail import NAME_RE
+
 UNIT_DIR = '/etc/systemd/system'
 # firejail --chroot wants a root-owned root that is not group/world-writable.
 DIR_MODE = 0o755
@@ -221,6 +223,5 @@ class JailRoot:
         if purge and os.path.lexists(self.jail_dir):
             self.reasons.append(f'{self.jail_dir} purged')
             if not self.module.check_mode:
-                import shutil
                 shutil.rmtree(self.jail_dir)
         return self.result()
