@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Where the jailed PostgreSQL's pgbench gap comes from: the sandbox, or the jail's filesystem.
+"""Where the gaps of bench/throughput.py come from: the sandbox, the jail's filesystem, the NAT.
 
-    .venv/bin/python bench/attribute.py [--rounds 5] [--seconds 8] [--keep]
+    .venv/bin/python bench/attribute.py [--rounds 5] [--seconds 8] [--keep] [--host NAME]
 
 Not a part of `make bench` (it answers a question the table raises; docs/performance.md quotes
 it). Boots its own lab host, converges playbooks/site.yml, builds the bare twin of
@@ -14,8 +14,20 @@ three, each against the same data:
     bare    the copy of the jail root on the host's filesystem (throughput.py's bare twin)
 
 jailed/bare is the table's figure; root/bare is what the overlay root costs; jailed/root is what
-the sandbox (firejail and the unit's limits) costs. Ratios are medians of per-round ratios; the
-three are run in turn (alternating the order) so that drift cancels. Load stays on the lab host.
+the sandbox (firejail and the unit's limits) costs.
+
+Then the static page (10 KiB, wrk from this machine, as throughput.py) three ways:
+
+    jailed  HOST:80, DNAT to the web jail (bridge, veth, the jail's network namespace, firejail)
+    nobrnf  the same with net.bridge.bridge-nf-call-iptables=0 for the run (restored after): bridged
+            frames skip iptables; production needs it on (the FORWARD rules between jails)
+    nat     HOST:8081, DNAT to the bare Apache on HOST:8080 (a rule added for the run, removed after)
+    bare    HOST:8080, the bare Apache directly
+
+nat/bare is what the DNAT and connection tracking cost; nobrnf/jailed what bridge netfilter
+costs; jailed/nat the rest of the jailed path (bridge, veth, namespace, sandbox, overlay root). Ratios are medians of per-round ratios; the three
+are run in turn (alternating the order) so that drift cancels. Load stays on the lab host.
+--host NAME measures on a running lab host where site.yml has converged (kept, not destroyed).
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import statistics
 import sys
 
 from lablib import Lab, converge_site, standalone
-from throughput import JAILS, PG_BIN, PG_CONF, PSQL_ENV, pgbench, setup_bare, teardown_bare
+from throughput import JAILS, PG_BIN, PG_CONF, PSQL_ENV, pgbench, setup_bare, teardown_bare, wrk
 
 DB_ROOT = f"{JAILS}/db/root"
 START_ROOT = f"""
@@ -48,10 +60,49 @@ exit 1
 """
 
 
+NAT_RULE = "PREROUTING -d {pub}/32 -p tcp --dport 8081 -j DNAT --to-destination {pub}:8080"
+
+
+def split(runs: dict[str, list[float]], label: str, pairs: list[tuple[str, str]]) -> str:
+    """One table line: the medians of each side and the median (min-max) of each ratio."""
+    medians = ", ".join(f"{side} {statistics.median(values):.0f}" for side, values in runs.items())
+    cells = []
+    for a, b in pairs:
+        values = [x / y for x, y in zip(runs[a], runs[b])]
+        cells.append(f"{a}/{b} {statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+    return f"| {label} | {medians} | " + " | ".join(cells) + " |"
+
+
+def measure_web(lab: Lab, rounds: int, seconds: int) -> str:
+    pub = lab.address
+    rule = NAT_RULE.format(pub=pub)
+    lab.ssh(f"iptables -t nat -I {rule}")
+    try:
+        urls = {"jailed": f"http://{pub}/bench.html", "nobrnf": f"http://{pub}/bench.html",
+                "nat": f"http://{pub}:8081/bench.html", "bare": f"http://{pub}:8080/bench.html"}
+        runs: dict[str, list[float]] = {side: [] for side in urls}
+        for i in range(rounds):
+            order = ("jailed", "nobrnf", "nat", "bare") if i % 2 == 0 else ("bare", "nat", "nobrnf", "jailed")
+            for side in order:
+                if side == "nobrnf":
+                    lab.ssh("sysctl -q net.bridge.bridge-nf-call-iptables=0")
+                try:
+                    runs[side].append(wrk(urls[side], seconds)["value"])
+                finally:
+                    lab.ssh("sysctl -q net.bridge.bridge-nf-call-iptables=1")
+        line = split(runs, f"Apache static page req/s, n={rounds}",
+                     [("jailed", "bare"), ("nat", "bare"), ("nobrnf", "jailed"), ("jailed", "nat")])
+        print(line, flush=True)
+        return line
+    finally:
+        lab.ssh(f"iptables -t nat -D {rule}")
+
+
 def measure(lab: Lab, rounds: int, seconds: int) -> list[str]:
     setup_bare(lab)
     lines = []
     try:
+        lines.append(measure_web(lab, rounds, seconds))
         for mode in ("select-only", "tpcb-like"):
             runs: dict[str, list[float]] = {"jailed": [], "root": [], "bare": []}
             for i in range(rounds):
@@ -64,15 +115,8 @@ def measure(lab: Lab, rounds: int, seconds: int) -> list[str]:
                     else:
                         root = DB_ROOT if side == "jailed" else "/srv/bench-bare/db"
                         runs[side].append(pgbench(lab, root, mode, seconds)["value"])
-            medians = {side: statistics.median(values) for side, values in runs.items()}
-
-            def ratio(a: str, b: str) -> str:
-                values = [x / y for x, y in zip(runs[a], runs[b])]
-                return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-            lines.append(f"| pgbench {mode} TPS, n={rounds} | jailed {medians['jailed']:.0f}, root "
-                         f"{medians['root']:.0f}, bare {medians['bare']:.0f} | jailed/bare {ratio('jailed', 'bare')} "
-                         f"| root/bare {ratio('root', 'bare')} | jailed/root {ratio('jailed', 'root')} |")
+            lines.append(split(runs, f"pgbench {mode} TPS, n={rounds}",
+                               [("jailed", "bare"), ("root", "bare"), ("jailed", "root")]))
             print(lines[-1], flush=True)
     finally:
         teardown_bare(lab)
@@ -84,7 +128,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the lab host")
+    parser.add_argument("--host", help="a running lab host where site.yml has converged")
     args = parser.parse_args()
+    if args.host:
+        measure(Lab(args.host), args.rounds, args.seconds)
+        return 0
 
     def run(lab: Lab) -> list:
         converge_site(lab)
