@@ -16,7 +16,7 @@ three, each against the same data:
 jailed/bare is the table's figure; root/bare is what the overlay root costs; jailed/root is what
 the sandbox (firejail and the unit's limits) costs.
 
-Then the static page (10 KiB, wrk from this machine, as throughput.py) three ways:
+Then the static page (10 KiB, wrk from this machine, as throughput.py) four ways:
 
     jailed  HOST:80, DNAT to the web jail (bridge, veth, the jail's network namespace, firejail)
     nobrnf  the same with net.bridge.bridge-nf-call-iptables=0 for the run (restored after): bridged
@@ -25,8 +25,9 @@ Then the static page (10 KiB, wrk from this machine, as throughput.py) three way
     bare    HOST:8080, the bare Apache directly
 
 nat/bare is what the DNAT and connection tracking cost; nobrnf/jailed what bridge netfilter
-costs; jailed/nat the rest of the jailed path (bridge, veth, namespace, sandbox, overlay root). Ratios are medians of per-round ratios; the three
-are run in turn (alternating the order) so that drift cancels. Load stays on the lab host.
+costs; jailed/nat the rest of the jailed path (bridge, veth, namespace, sandbox, overlay root).
+Ratios are medians of per-round ratios; the sides of a round run in turn (alternating the order)
+so that drift cancels. Load stays on the lab host.
 --host NAME measures on a running lab host where site.yml has converged (kept, not destroyed).
 """
 
@@ -37,7 +38,7 @@ import statistics
 import sys
 
 from lablib import Lab, converge_site, standalone
-from throughput import JAILS, PG_BIN, PG_CONF, PSQL_ENV, pgbench, setup_bare, teardown_bare, wrk
+from throughput import BARE, JAILS, PG_BIN, PG_CONF, PSQL_ENV, pgbench, setup_bare, teardown_bare, wrk
 
 DB_ROOT = f"{JAILS}/db/root"
 START_ROOT = f"""
@@ -52,7 +53,6 @@ exit 1
 """
 STOP_ROOT = f"""
 systemctl stop bench-root-db.service
-while systemctl is-active -q bench-root-db.service; do sleep 0.1; done
 umount {DB_ROOT}/proc {DB_ROOT}/dev
 systemctl start jailhost-db.service
 for i in $(seq 100); do chroot {DB_ROOT} {PG_BIN}/pg_isready -q -h /run/postgresql && exit 0; sleep 0.1; done
@@ -103,18 +103,18 @@ def measure(lab: Lab, rounds: int, seconds: int) -> list[str]:
     lines = []
     try:
         lines.append(measure_web(lab, rounds, seconds))
+        # The client runs in the root of the server it measures (the jail root serves "root" too).
+        roots = {"jailed": DB_ROOT, "root": DB_ROOT, "bare": f"{BARE}/db"}
         for mode in ("select-only", "tpcb-like"):
-            runs: dict[str, list[float]] = {"jailed": [], "root": [], "bare": []}
+            runs: dict[str, list[float]] = {side: [] for side in roots}
             for i in range(rounds):
                 order = ("jailed", "bare", "root") if i % 2 == 0 else ("root", "bare", "jailed")
                 for side in order:
                     if side == "root":
                         lab.ssh(START_ROOT)
-                        runs[side].append(pgbench(lab, DB_ROOT, mode, seconds)["value"])
+                    runs[side].append(pgbench(lab, roots[side], mode, seconds)["value"])
+                    if side == "root":
                         lab.ssh(STOP_ROOT)
-                    else:
-                        root = DB_ROOT if side == "jailed" else "/srv/bench-bare/db"
-                        runs[side].append(pgbench(lab, root, mode, seconds)["value"])
             lines.append(split(runs, f"pgbench {mode} TPS, n={rounds}",
                                [("jailed", "bare"), ("root", "bare"), ("jailed", "root")]))
             print(lines[-1], flush=True)
