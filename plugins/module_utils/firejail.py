@@ -384,20 +384,7 @@ def stop_command(signal_name: str, wait_seconds: int) -> str:
 
 
 INIT_LOCK = '/run/jailhost-firejail-init.lock'
-START_STAMP = '/run/jailhost-firejail-start'
-START_SPACING_MS = 1500
-# Under the lock: the no-op run, then at least START_SPACING_MS since the previous jail's start
-# (a single start waits for nothing), then this start's time for the next one.
-INIT_SCRIPT = (
-    '/usr/bin/firejail --list >/dev/null; '
-    f'now=$(date +%s%N); last=$(cat {START_STAMP} 2>/dev/null || echo 0); '
-    f'ms=$(( (last + {START_SPACING_MS} * 1000000 - now) / 1000000 )); '
-    f'if [ $ms -gt 0 ] && [ $ms -le {START_SPACING_MS} ]; then '
-    'sleep $((ms / 1000)).$(printf %03d $((ms % 1000))); fi; '
-    f'date +%s%N > {START_STAMP}'
-)
-INIT_COMMAND = (f"/usr/bin/flock {INIT_LOCK} /bin/sh -c '"
-                + INIT_SCRIPT.replace('%', '%%').replace('$', '$$') + "'")
+INIT_COMMAND = f"/usr/bin/flock {INIT_LOCK} /bin/sh -c '/usr/bin/firejail --list >/dev/null'"
 
 
 def render_unit(spec: dict) -> str:
@@ -434,8 +421,6 @@ def render_unit(spec: dict) -> str:
         '# /run/firejail/dbus in the host namespace and then checks the last mount; two jails',
         '# starting at once at boot fail that check ("invalid read-only mount") and restart. A',
         '# serialized no-op run (--list) does that setup once before any sandbox starts.',
-        "# Jail starts are also spaced 1.5 s apart: firejail's ARP probe of --ip (1 s) failed at",
-        '# boot with "Error select: arp.c arp_check" when two jails probed the new bridge at once.',
         'ExecStartPre=' + INIT_COMMAND,
         'ExecStart=' + ' '.join(systemd_quote(a) for a in _firejail_args(spec)),
     ]
@@ -448,7 +433,10 @@ def render_unit(spec: dict) -> str:
     lines += [
         '# A jail\'s daemon never ends on purpose: restart on any exit, clean ones too (Apache exits',
         '# 0 when it cannot start its workers, AH02324; a HUP kills the firejail parent, which',
-        '# systemd counts as clean). systemctl stop is never undone.',
+        '# systemd counts as clean). systemctl stop is never undone. Also retries the start that',
+        "# firejail 0.9.72's ARP probe of --ip fails (\"Error select: arp.c arp_check: Invalid",
+        '# argument\") when a packet reaches the host as its 0.5 s wait ends; see',
+        '# docs/design/firejail-findings.md, section 8.',
         'Restart=always',
         f'RestartSec={restart_sec}',
         '# SIGTERM to the firejail parent only; it forwards it and SIGKILLs the sandbox after 10 s.',

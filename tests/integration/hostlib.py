@@ -196,16 +196,30 @@ def jail_pids(host, name: str, timeout: float = 15) -> tuple[int, int, list[int]
     return wait_until(read, timeout=timeout)[0]
 
 
+# firejail 0.9.72's ARP probe of --ip fails this way when any packet reaches the host as its
+# 0.5 s wait ends (a negative select() timeout, fixed upstream after 0.9.72); systemd retries it.
+# docs/design/firejail-findings.md, section 8.
+FIREJAIL_ARP_PROBE_ERROR = "Error select: arp.c:202 arp_check: Invalid argument"
+
+
+def arp_probe_failures(host, unit: str) -> int:
+    """How many starts of UNIT since boot firejail's ARP probe failed (FIREJAIL_ARP_PROBE_ERROR)."""
+    return host.run(f"journalctl -b -u {unit} -o cat --no-pager").stdout.count(FIREJAIL_ARP_PROBE_ERROR)
+
+
 def assert_started_once(host, names) -> None:
-    """Each jail unit started at the first try since boot: no restart (NRestarts=0).
+    """Each jail unit started at the first try since boot, or was restarted only after
+    firejail's known ARP probe failure: NRestarts equals the number of those failures.
 
     Jails start together at boot; a jail that fails and is restarted by systemd still ends up
     serving, so only this counter shows a start-up race (e.g. firejail's first-run setup).
     """
     for name in names:
         unit = f"jailhost-{name}.service"
-        restarts = host.check_output(f"systemctl show -p NRestarts --value {unit}")
-        assert restarts == "0", host.run(f"journalctl -b -u {unit} --no-pager | tail -n 20").stdout
+        restarts = int(host.check_output(f"systemctl show -p NRestarts --value {unit}"))
+        journal = host.run(f"journalctl -b -u {unit} -o cat --no-pager").stdout
+        arp_failures = journal.count(FIREJAIL_ARP_PROBE_ERROR)
+        assert restarts == arp_failures, "\n".join(journal.splitlines()[-20:])
 
 
 def proc_status(host, pid: int) -> dict:
