@@ -31,7 +31,7 @@ ERROR = "arp.c:202 arp_check: Invalid argument"
 
 # Runs on the lab host: one rate, STARTS firejail runs, prints a JSON line.
 REMOTE = r'''
-import json, os, socket, subprocess, sys, time
+import json, subprocess, sys, time
 rate, starts, error = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 sender = None
 if rate != "0":

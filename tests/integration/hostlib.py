@@ -217,9 +217,8 @@ def assert_started_once(host, names) -> None:
     for name in names:
         unit = f"jailhost-{name}.service"
         restarts = int(host.check_output(f"systemctl show -p NRestarts --value {unit}"))
-        journal = host.run(f"journalctl -b -u {unit} -o cat --no-pager").stdout
-        arp_failures = journal.count(FIREJAIL_ARP_PROBE_ERROR)
-        assert restarts == arp_failures, "\n".join(journal.splitlines()[-20:])
+        assert restarts == arp_probe_failures(host, unit), \
+            host.run(f"journalctl -b -u {unit} --no-pager | tail -n 20").stdout
 
 
 def proc_status(host, pid: int) -> dict:
