@@ -1,0 +1,217 @@
+"""The control plane under attack: a hostile jail against our own operations (issue 13).
+
+Treat every jail as hostile, root inside it included: it may replace any file of its root and
+wait for us. Here both jails of the full stack get, as their root would plant them:
+
+* ``/etc/ld.so.preload`` naming a recorder library (``recorder.c``): the jail's dynamic loader runs
+  it in **every** dynamically linked program started from the jail root, so it stands for a
+  trojan in place of any program the collection runs there (apt-get, dpkg and the maintainer
+  scripts, apt hooks, psql, pg_dump, pg_isready, ``postgres -C``, ``apache2 -t``, setpriv, env,
+  sh, ...). It records the process's uid, effective and bounding capabilities, no_new_privs,
+  seccomp mode and mount namespace;
+* an apt hook (``DPkg::Pre-Invoke`` and ``APT::Update::Pre-Invoke`` in apt.conf.d);
+* symbolic links where the collection writes: the web jail's Apache ``conf-available``
+  directory pointed at a host directory (a canary).
+
+Then the operations run as an operator runs them: ``jail_packages`` installs and removes a
+package in the web jail, ``site.yml`` converges with changed settings of both jails,
+``backup.yml`` dumps the database, ``update.yml`` upgrades every jail. The suite passes when
+
+* every recorded process ran confined: no_new_privs, a seccomp filter, none of the capabilities
+  that leave a root (sys_admin, sys_chroot, sys_ptrace, dac_read_search, sys_module) in its
+  effective or bounding set, and never in the host's mount namespace;
+* each operation did run jail programs (records with its tag), so the trojan was really there;
+* a **control** shows the recorder catching the old mechanism: ``chroot ROOT /bin/true`` as host
+  root (what the collection did before) records no_new_privs 0, no seccomp, every capability;
+* the converge with the planted link fails closed, naming the path, and the host directory
+  stays empty; after the link is removed, the converge succeeds;
+* the host's /etc and /usr are unchanged (checksums), and no canary file appeared on the host.
+
+Everything planted is removed at the end, and the stack is converged back to the lab variables.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hostlib import load_vars, run_play, run_playbook, site_serves_rows, wait_until
+
+VARS = load_vars(__file__)
+HERE = Path(__file__).resolve().parent
+JAILS = "/var/lib/jailhost/jails"
+ROOTS = {name: f"{JAILS}/{name}/root" for name in ("web", "db")}
+LOG = "var/tmp/jailhost-cp/log"
+LIB = "usr/local/lib/jailhost-cp-recorder.so"
+HOOK = "etc/apt/apt.conf.d/00jailhost-cp"
+CANARY_DIR = "/root/jailhost-cp-canary"
+LINKED = "etc/apache2/conf-available"
+# Capabilities that leave a confined root: sys_chroot 18, sys_ptrace 19, sys_admin 21,
+# dac_read_search 2, sys_module 16.
+ESCAPE_CAPS = {"dac_read_search": 2, "sys_module": 16, "sys_chroot": 18, "sys_ptrace": 19, "sys_admin": 21}
+RECORD_RE = re.compile(r"uid=(?P<uid>-?\d+) eff=(?P<eff>[0-9a-f]+) bnd=(?P<bnd>[0-9a-f]+) nnp=(?P<nnp>-?\d+) "
+                       r"seccomp=(?P<seccomp>-?\d+) mnt=(?P<mnt>\S+) tag=(?P<tag>\S+) exe=(?P<exe>.*)")
+# /etc and /usr of the host, minus what the operations legitimately touch there (nothing today).
+CHECKSUM = ("find /etc /usr -xdev -type f -not -path '/etc/jailhost/*' -print0 2>/dev/null "
+            "| sort -z | xargs -0 sha256sum | sha256sum")
+
+
+def records(host) -> list[dict]:
+    out = []
+    for name, root in ROOTS.items():
+        text = host.run(f"cat {root}/{LOG} 2>/dev/null").stdout
+        for line in text.splitlines():
+            match = RECORD_RE.match(line)
+            if match:
+                out.append({"jail": name, **match.groupdict()})
+    return out
+
+
+def escaping(record: dict) -> list[str]:
+    """What makes a recorded process one with host privileges (empty: confined)."""
+    problems = []
+    eff, bnd = int(record["eff"], 16), int(record["bnd"], 16)
+    for cap, bit in ESCAPE_CAPS.items():
+        if eff & (1 << bit):
+            problems.append(f"effective {cap}")
+        if bnd & (1 << bit):
+            problems.append(f"bounding {cap}")
+    if record["nnp"] != "1":
+        problems.append("no_new_privs off")
+    if record["seccomp"] != "2":
+        problems.append("no seccomp filter")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def planted(host, tmp_path_factory):
+    """The recorder, the apt hook and the canary in both jails; removed at the end."""
+    build = tmp_path_factory.mktemp("recorder")
+    library = build / "recorder.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(HERE / "recorder.c")], check=True)
+    encoded = base64.b64encode(library.read_bytes()).decode()
+    host_mnt = host.check_output("readlink /proc/1/ns/mnt")
+    checksum = host.check_output(CHECKSUM)
+    host.run_expect([0], f"rm -rf {CANARY_DIR} && mkdir -m 0700 {CANARY_DIR}")
+    for root in ROOTS.values():
+        host.run_expect([0], f"mkdir -p {root}/usr/local/lib && echo {encoded} | base64 -d > {root}/{LIB} "
+                             f"&& chmod 0755 {root}/{LIB} && rm -rf {root}/var/tmp/jailhost-cp "
+                             f"&& install -d -m 1777 {root}/var/tmp/jailhost-cp && install -m 0666 /dev/null {root}/{LOG}")
+        host.run_expect([0], f"printf '%s\\n' 'DPkg::Pre-Invoke {{\"/bin/true\";}};' "
+                             f"'APT::Update::Pre-Invoke {{\"/bin/true\";}};' > {root}/{HOOK}")
+        host.run_expect([0], f"echo /{LIB} > {root}/etc/ld.so.preload")
+    yield {"host_mnt": host_mnt, "checksum": checksum}
+    for root in ROOTS.values():
+        host.run(f"rm -f {root}/etc/ld.so.preload {root}/{LIB} {root}/{HOOK}; rm -rf {root}/var/tmp/jailhost-cp")
+    web = ROOTS["web"]
+    host.run(f"test -L {web}/{LINKED} && rm {web}/{LINKED} && mv {web}/{LINKED}.jailhost-cp {web}/{LINKED}")
+    host.run(f"rm -rf {CANARY_DIR}")
+    result = run_playbook(host, "site", tmp_path_factory.mktemp("converge-back"), extra_vars=VARS)
+    assert result.returncode == 0, result.stdout[-3000:]
+    wait_until(lambda: site_serves_rows(host, VARS["apache_server_name"]), 60)
+
+
+def tagged(host, tag: str) -> list[dict]:
+    return [record for record in records(host) if record["tag"] == tag]
+
+
+def run_tagged(host, tmp_path, tag: str, playbook: str | None = None, play: dict | None = None, extra=None):
+    """Run an operation with JAILHOST_CP_TAG=TAG in the module environment (inherited by what it
+    runs, unless it clears the environment: then the records carry tag '-')."""
+    env_vars = {**VARS, **(extra or {})}
+    if playbook:
+        return run_playbook(host, playbook, tmp_path, extra_vars=env_vars)
+    return run_play(host, {**play, "environment": {"JAILHOST_CP_TAG": tag}}, tmp_path, extra_vars=env_vars)
+
+
+def test_control_the_recorder_catches_the_old_mechanism(host, planted):
+    """Without the confinement (chroot as host root, the collection's old way), the trojan runs with
+    every capability, no no_new_privs and no seccomp: the recorder sees it."""
+    host.run_expect([0], f"JAILHOST_CP_TAG=control chroot {ROOTS['web']} /bin/true")
+    found = tagged(host, "control")
+    assert found, "the recorder did not run in the control"
+    assert all(escaping(record) for record in found), found
+    assert "effective sys_admin" in escaping(found[0])
+
+
+def test_jail_packages_runs_apt_and_its_hooks_confined(host, planted, tmp_path):
+    before = len(records(host))
+    for state in ("present", "absent"):
+        result = run_tagged(host, tmp_path, "apt", play={"tasks": [{
+            "name": f"hello {state} in the web jail",
+            "jailhost.jails.jail_packages": {"root": ROOTS["web"], "name": ["hello"], "state": state,
+                                             "update_cache": True, "proxy": VARS["rootfs_apt_proxy"]},
+        }]})
+        assert result.returncode == 0, result.stdout[-3000:]
+    new = records(host)[before:]
+    programs = {Path(record["exe"]).name for record in new}
+    assert {"apt-get", "dpkg", "true"} <= programs, programs
+    assert [record for record in new if not escaping(record)] == new, [r for r in new if escaping(r)]
+    assert all(record["mnt"] != planted["host_mnt"] for record in new)
+
+
+def test_converge_with_changes_runs_jail_programs_confined(host, planted, tmp_path):
+    before = len(records(host))
+    result = run_tagged(host, tmp_path, "converge", playbook="site", extra={
+        "apache_server_tokens": "Minor",
+        "postgresql_settings": {**VARS.get("postgresql_settings", {}), "log_min_duration_statement": 2500},
+    })
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"changed=[1-9]", result.stdout), result.stdout[-2000:]
+    new = records(host)[before:]
+    programs = {Path(record["exe"]).name for record in new}
+    # postgres -C (the settings test), psql (the configuration check), apache2 (the configtest).
+    assert {"postgres", "psql", "apache2"} & programs, programs
+    bad = [record for record in new if escaping(record)]
+    assert not bad, bad
+    assert all(record["mnt"] != planted["host_mnt"] for record in new)
+
+
+def test_backup_runs_pg_dump_confined(host, planted, tmp_path):
+    before = len(records(host))
+    result = run_tagged(host, tmp_path, "backup", playbook="backup")
+    assert result.returncode == 0, result.stdout[-3000:]
+    new = records(host)[before:]
+    assert "pg_dump" in {Path(record["exe"]).name for record in new}
+    bad = [record for record in new if escaping(record)]
+    assert not bad, bad
+
+
+def test_update_runs_apt_confined(host, planted, tmp_path):
+    before = len(records(host))
+    result = run_tagged(host, tmp_path, "update", playbook="update")
+    assert result.returncode == 0, result.stdout[-3000:]
+    new = records(host)[before:]
+    assert "apt-get" in {Path(record["exe"]).name for record in new}
+    bad = [record for record in new if escaping(record)]
+    assert not bad, bad
+
+
+def test_a_link_planted_where_the_converge_writes_fails_closed(host, planted, tmp_path):
+    """The web jail's root points /etc/apache2/conf-available at a host directory; a converge that
+    changes a file there refuses the link, names the path, and writes nothing on the host."""
+    web = ROOTS["web"]
+    host.run_expect([0], f"mv {web}/{LINKED} {web}/{LINKED}.jailhost-cp && ln -s {CANARY_DIR} {web}/{LINKED}")
+    result = run_playbook(host, "site", tmp_path, extra_vars={**VARS, "apache_server_tokens": "Major"})
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "conf-available" in result.stdout and "link" in result.stdout, result.stdout[-3000:]
+    assert host.check_output(f"ls -A {CANARY_DIR}") == ""
+    host.run_expect([0], f"rm {web}/{LINKED} && mv {web}/{LINKED}.jailhost-cp {web}/{LINKED}")
+    again = run_playbook(host, "site", tmp_path, extra_vars={**VARS, "apache_server_tokens": "Major"})
+    assert again.returncode == 0, again.stdout[-3000:]
+
+
+def test_the_host_is_unchanged_and_every_record_is_confined(host, planted):
+    """Last: /etc and /usr of the host as before, no canary file, and no record in either jail
+    (daemons restarted by the converges included) of a process with host privileges, apart from
+    the control."""
+    assert host.check_output(CHECKSUM) == planted["checksum"]
+    assert host.check_output(f"ls -A {CANARY_DIR}") == ""
+    found = records(host)
+    assert len(found) > 10, found
+    bad = [record for record in found if record["tag"] != "control" and escaping(record)]
+    assert not bad, bad
