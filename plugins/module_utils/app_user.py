@@ -52,6 +52,12 @@ LOGIN_SHELL = '/usr/local/sbin/jailhost-app-login'
 # add keys) and the jail each user logs into.
 KEYS_DIR = '/etc/jailhost/ssh/authorized_keys'
 LOGIN_DIR = '/etc/jailhost/login'
+# Home of a jailed app user in the host's passwd: an empty directory owned by root, shared by all
+# of them. Never the app's directory: that one is writable by the app's own workers, and host-side
+# programs of the user's login (sshd's pam_env user_readenv, the systemd user manager of
+# libpam-systemd, a shell) would read the dotfiles a hijacked app planted there (docs/apps.md).
+# The jail's passwd keeps the real home.
+LOGIN_HOME = '/var/lib/jailhost/login-home'
 # Every app user is in this host group; sshd's Match Group block for it (apps role) forbids
 # forwarding and passwords and forces the sandboxed login.
 APPS_GROUP = 'jailhost-apps'
@@ -488,9 +494,30 @@ def jail_root_of(params: dict) -> str | None:
 
 
 def host_home_of(params: dict, root: str | None) -> str:
-    """The user's home in the host's passwd: the app directory as the host sees it (through the
-    jail's root mount), so files and processes of the user are the same on both sides."""
-    return (root or '') + params['home']
+    """The user's home in the host's passwd: LOGIN_HOME for a user of a jail (nothing the jail can
+    write), the home itself for a user without a jail."""
+    return LOGIN_HOME if root else params['home']
+
+
+def ensure_login_home(runner: Runner) -> None:
+    """LOGIN_HOME: a real directory (never a link) owned by root, mode 0755."""
+    path = HOST_PREFIX + LOGIN_HOME
+    if not os.path.lexists(path):
+        runner.makedirs(path, 0o755)
+        return
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise AppUserError(f'{path} exists and is not a directory (a symbolic link is refused)')
+    if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755):
+        return
+    runner.changed = True
+    if not runner.check:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchown(fd, 0, 0)
+            os.fchmod(fd, 0o755)
+        finally:
+            os.close(fd)
 
 
 def ensure_app_user(module) -> dict:
@@ -526,7 +553,8 @@ def ensure_app_user(module) -> dict:
         if root else None
     targets = [host_target] + ([jail_target] if jail_target else [])
     dbs = [read_database(t.prefix or HOST_PREFIX) for t in targets]
-    home_path = host_target.home if root else HOST_PREFIX + host_target.home
+    # The app's directory as the host sees it (through the jail's root mount).
+    home_path = root + home if root else HOST_PREFIX + host_target.home
     runner = Runner(module)
     result = {'name': name, 'jail': jail, 'home': home, 'host_home': home_path, 'state': state}
     before_text = '\n'.join(filter(None, (describe(name, db, t) for db, t in zip(dbs, targets))))
@@ -559,6 +587,8 @@ def ensure_app_user(module) -> dict:
     if APPS_GROUP not in dbs[0].groups:
         runner.run(['groupadd', '--system', APPS_GROUP])
         dbs[0].groups[APPS_GROUP] = Group(APPS_GROUP, -1)
+    if root:
+        ensure_login_home(runner)
     for target, db in zip(targets, dbs):
         for argv in account_commands(name, uid, gid, target, db):
             runner.run(argv)

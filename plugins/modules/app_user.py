@@ -21,8 +21,12 @@ description:
   - The password is locked (C(!) in shadow) on both sides; a password set by other means is locked
     again. Only SSH keys (O(authorized_keys)) can log in, and only with O(shell=sandboxed).
   - The home (the application's directory) is created owned by the user with O(home_mode) (0750 or
-    stricter). On the host the user's home is the same directory as seen through the jail's root
-    mount (C(<jails_dir>/<jail>/root<home>)).
+    stricter) in the jail root (C(<jails_dir>/<jail>/root<home>) on the host). The home in the
+    host's passwd is not that directory, which the application's workers can write, but
+    C(/var/lib/jailhost/login-home), empty and owned by root (created by the module): host-side
+    programs of a login (pam_env user files, the systemd user manager) find nothing planted
+    there. Changing the home of an existing user needs it to have no process on the host (an
+    owner's SSH session): C(usermod) refuses a busy user.
   - uid and gid are allocated from O(uid_range) when not given, and stay stable across runs; an
     existing user keeps its ids, and a user re-created over a kept home gets the home owner's uid
     back when it is free. gid equals uid when that number is free for groups too.
@@ -176,7 +180,8 @@ home:
   type: str
   sample: /srv/shop
 host_home:
-  description: The same directory as seen on the host (the home in the host's passwd).
+  description: The home as seen on the host (through the jail's root mount); not the home in the
+    host's passwd, which is C(/var/lib/jailhost/login-home) for a user of a jail.
   returned: always
   type: str
   sample: /var/lib/jailhost/jails/shop/root/srv/shop

@@ -295,7 +295,12 @@ def test_create_is_idempotent_and_same_on_both_sides(lab):
     first = run(lab, name='shop', jail='shop')
     assert first['changed'] is True and (first['uid'], first['gid']) == (20000, 20000)
     host_home = f'{jail_root}/srv/shop'
-    assert line(host / 'etc/passwd', 'shop') == f'shop:x:20000:20000:jailhost app shop:{host_home}:/usr/sbin/nologin'
+    # The host's passwd points at the root-owned, empty login home, never at the jail-writable home.
+    assert line(host / 'etc/passwd', 'shop') == \
+        f'shop:x:20000:20000:jailhost app shop:{utils.LOGIN_HOME}:/usr/sbin/nologin'
+    login_home = os.lstat(host / utils.LOGIN_HOME.lstrip('/'))
+    assert (login_home.st_uid, login_home.st_gid, login_home.st_mode & 0o7777) == (0, 0, 0o755)
+    assert first['host_home'] == host_home
     assert line(jail_root / 'etc/passwd', 'shop') == 'shop:x:20000:20000:jailhost app shop:/srv/shop:/usr/sbin/nologin'
     assert line(host / 'etc/group', 'jailhost-apps').endswith(':shop')
     assert line(jail_root / 'etc/group', 'jailhost-apps') is None
@@ -416,3 +421,32 @@ def test_absent_after_the_jail_root_is_gone(lab):
     gone = run(lab, name='shop', jail='shop', state='absent', purge=True)
     assert gone['changed'] and not gone['purged']
     assert line(lab['host'] / 'etc/passwd', 'shop') is None
+
+
+@needs_root
+def test_a_host_home_in_the_jail_moves_to_the_login_home(lab):
+    """A user created before the login home existed (host home = the jail-writable directory) gets
+    the root-owned login home on the next run; a login home with a wrong owner or mode is fixed, a
+    link there is refused."""
+    host, jail_root = lab['host'], lab['jails'] / 'shop' / 'root'
+    run(lab, name='shop', jail='shop', shell='sandboxed', authorized_keys=[KEY])
+    old_home = f'{jail_root}/srv/shop'
+    subprocess.run(['usermod', '--prefix', str(host), '--home', old_home, 'shop'], check=True)
+    login_home = host / utils.LOGIN_HOME.lstrip('/')
+    os.chown(login_home, 20000, 20000)
+    os.chmod(login_home, 0o777)
+    result = run(lab, name='shop', jail='shop', shell='sandboxed', authorized_keys=[KEY])
+    assert result['changed']
+    assert ['usermod', '--home', utils.LOGIN_HOME, 'shop'] in [
+        [a for i, a in enumerate(c) if a != '--prefix' and c[i - 1] != '--prefix'] for c in result['commands']]
+    assert line(host / 'etc/passwd', 'shop').split(':')[5] == utils.LOGIN_HOME
+    st = os.lstat(login_home)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o755)
+    # The jail's passwd keeps the real home; the home keeps its owner.
+    assert line(jail_root / 'etc/passwd', 'shop').split(':')[5] == '/srv/shop'
+    assert os.stat(old_home).st_uid == 20000
+    assert run(lab, name='shop', jail='shop', shell='sandboxed', authorized_keys=[KEY])['changed'] is False
+    login_home.rmdir()
+    login_home.symlink_to(jail_root / 'srv/shop')
+    failed = run(lab, name='shop', jail='shop', shell='sandboxed', authorized_keys=[KEY])
+    assert failed.get('failed') and 'symbolic link is refused' in failed['msg']
