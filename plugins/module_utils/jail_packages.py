@@ -5,14 +5,26 @@
 
 """Logic of jailhost.jails.jail_packages: Debian packages installed into a jail root with apt.
 
-The first part is pure (validation, parsing of dpkg-query and apt-get output, planning, command
-lines); ``Jail`` runs the commands and touches the root; ``ensure_packages`` ties them together.
+The first part is pure (validation, parsing of the dpkg database and of apt-get output, planning,
+command lines); ``Jail`` runs the commands and touches the root; ``ensure_packages`` ties them
+together.
 
-How apt runs in the root: ``unshare --mount --propagation private`` gives every apt-get call its
-own mount namespace, in which the host's /dev is bind-mounted on ROOT/dev and our policy-rc.d on
-ROOT/usr/sbin/policy-rc.d before ``chroot ROOT apt-get``. Those mounts are never visible on the
-host and disappear with the namespace when apt-get and its children exit, even when the module
-itself is killed, so no mount is ever left behind in the root.
+A jail is hostile, its root user included: it may have replaced any file of its root with a
+trojan or a symbolic link. So the host never executes anything of the root and never follows a
+link in it (docs/security.md, "The control plane"):
+
+* the dpkg database (var/lib/dpkg/status and the journal var/lib/dpkg/updates/*) is read and
+  parsed by this code through jailsafe (no link leads above the root); no host binary such as
+  dpkg-query reads a jail file;
+* apt-get runs with jailsafe.run: in fresh mount, PID, IPC, UTS and cgroup namespaces whose root
+  is the jail root (pivot_root, the host's tree detached), without the host's network unless it
+  downloads, as root with only the capabilities dpkg needs (jailsafe.APT_CAPABILITIES), with
+  no_new_privs and a seccomp filter, all set before the jail's apt-get is executed. /dev is a
+  private tmpfs with the usual device nodes; there is no /proc and no /sys. Our policy-rc.d is a
+  host file bind-mounted read-only over ROOT/usr/sbin/policy-rc.d, and the package indexes of an
+  upgrade go to a tmpfs over ROOT/var/lib/apt/lists. These mounts exist in the command's mount
+  namespace only; every process it started is killed with its PID namespace when it exits, so no
+  daemon started by a maintainer script survives the call.
 """
 
 from __future__ import annotations
@@ -21,9 +33,12 @@ import contextlib
 import os
 import re
 import shlex
+import stat
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from ansible_collections.jailhost.jails.plugins.module_utils import jailsafe
 
 # Debian Policy 5.6.1 and 5.6.12. The version is validated only enough to keep it a single,
 # harmless argument; apt itself tells whether it exists. These expressions are used with fullmatch
@@ -44,45 +59,23 @@ INSTALLED_STATUSES = frozenset(('installed', 'triggers-awaited', 'triggers-pendi
 # States in which nothing of the package but possibly its conffiles is on disk.
 ABSENT_STATUSES = frozenset(('not-installed', 'config-files'))
 
-DPKG_QUERY_FORMAT = '${Package}\\t${db:Status-Status}\\t${Version}\\n'
+# The dpkg database, read on the host (see the module docstring). The status file of a Debian root
+# with Apache and PHP is about 1 MB; larger files are refused.
+DPKG_STATUS = 'var/lib/dpkg/status'
+DPKG_UPDATES = 'var/lib/dpkg/updates'
+DPKG_STATUS_LIMIT = 256 << 20
 
-# Owner required for the jail root and user the module must run as. A tree another user can
-# modify would let that user choose what apt runs as root.
-ROOT_UID = 0
-
-# Environment of everything run in the root: nothing of the module's environment leaks in
-# (TMPDIR, LANG... of the Ansible connection do not exist there). C.UTF-8 is built into the libc
-# of every Debian root, keeps apt's messages untranslated for parsing and makes
+# Environment of everything run in the root, on top of jailsafe's (PATH, HOME=/root,
+# LC_ALL=C.UTF-8, USER, LOGNAME): nothing of the module's environment leaks in. C.UTF-8 is built
+# into the libc of every Debian root, keeps apt's messages untranslated for parsing and makes
 # pg_createcluster create UTF-8 clusters.
-CHROOT_ENVIRONMENT = (
-    ('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
-    ('HOME', '/root'),
-    ('LC_ALL', 'C.UTF-8'),
-    ('DEBIAN_FRONTEND', 'noninteractive'),
-)
+APT_ENVIRONMENT = {'DEBIAN_FRONTEND': 'noninteractive'}
 
-# Run in a fresh private mount namespace (see the module docstring) with the arguments
-# MOUNT CHROOT ROOT POLICY LISTS COMMAND...; POLICY is empty for the calls that run no maintainer
-# script. LISTS non-empty puts a tmpfs on ROOT/var/lib/apt/lists for this namespace only: the
-# package indexes apt-get update fetches there vanish with it, nothing of them is written into the
-# root (used by upgrade, also in check mode). /dev is the only mount maintainer scripts of apache2, postgresql and php-pgsql need: in
-# a root without device nodes, "> /dev/null" creates a regular file, initdb fails and
-# pg_createcluster gives up without failing apt. /proc and /sys are left out on purpose, so that
-# maintainer scripts cannot see (and signal) the host's processes. Exit statuses as chroot's:
-# 125 the root cannot be entered, 126 and 127 the command cannot run.
-CHROOT_SCRIPT = '''\
-mount=$1 chroot=$2 root=$3 policy=$4 lists=$5
-shift 5
-"$mount" --bind /dev "$root/dev" || exit 125
-if [ -n "$policy" ]; then
-    "$mount" --bind "$policy" "$root/usr/sbin/policy-rc.d" || exit 125
-fi
-if [ -n "$lists" ]; then
-    "$mount" -t tmpfs -o mode=0755 jailhost-apt-lists "$root/var/lib/apt/lists" || exit 125
-fi
-exec "$chroot" "$root" "$@"
-'''
-CHROOT_FAILURE_CODES = (125, 126, 127)
+POLICY_RC_D_PATH = 'usr/sbin/policy-rc.d'
+APT_LISTS = 'var/lib/apt/lists'
+# The indexes apt-get update fetches during an upgrade go to a tmpfs of this size at most (Debian
+# main, updates and security for one architecture take about 200 MB uncompressed).
+LISTS_TMPFS_SIZE = '1g'
 
 # invoke-rc.d and deb-systemd-invoke ask /usr/sbin/policy-rc.d before starting or stopping a
 # service; 101 is "action forbidden". Without it, whether a postinst starts Apache or PostgreSQL
@@ -220,21 +213,57 @@ def validate_proxy(url: str | None) -> str | None:
     return url
 
 
-def parse_dpkg_query(output: str) -> dict[str, Package]:
-    """Packages listed by dpkg-query with DPKG_QUERY_FORMAT.
-
-    A name listed for several architectures counts as installed when one of them is installed.
-    """
-    packages: dict[str, Package] = {}
-    for line in output.splitlines():
+def parse_dpkg_stanzas(text: str) -> list[dict[str, str]]:
+    """The records of a dpkg status file (or journal entry): field name (lower case) -> value of
+    its first line; continuation lines (Description, Conffiles...) are skipped."""
+    records = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
         if not line.strip():
+            if current:
+                records.append(current)
+                current = {}
             continue
-        name, status, version = line.split('\t', 2)
+        if line[0] in ' \t':
+            continue
+        name, sep, value = line.partition(':')
+        if sep:
+            current.setdefault(name.strip().lower(), value.strip())
+    if current:
+        records.append(current)
+    return records
+
+
+def dpkg_records(status: str, updates: list[str] = ()) -> dict[tuple[str, str], tuple[str, str]]:
+    """(package, architecture) -> (db:Status-Status, version), from the status file and the
+    journal entries of var/lib/dpkg/updates, given in numeric order: as dpkg-query reads the
+    database, a journal record replaces the status record of the same package and architecture."""
+    records: dict[tuple[str, str], tuple[str, str]] = {}
+    for text in (status, *updates):
+        for record in parse_dpkg_stanzas(text):
+            name = record.get('package')
+            words = record.get('status', '').split()
+            if not name or len(words) != 3:
+                continue
+            records[(name, record.get('architecture', ''))] = (words[2], record.get('version', ''))
+    return records
+
+
+def merge_packages(records: dict[tuple[str, str], tuple[str, str]]) -> dict[str, Package]:
+    """name -> Package. A name listed for several architectures counts as installed when one of
+    them is installed."""
+    packages: dict[str, Package] = {}
+    for (name, _arch), (status, version) in sorted(records.items()):
         package = Package(status, version)
         known = packages.get(name)
         if known is None or (package.installed and not known.installed):
             packages[name] = package
     return packages
+
+
+def parse_dpkg_status(status: str, updates: list[str] = ()) -> dict[str, Package]:
+    """The packages of a dpkg database (status file and journal entries in numeric order)."""
+    return merge_packages(dpkg_records(status, updates))
 
 
 def plan_changes(requests: list[Request], state: str, packages: dict[str, Package],
@@ -321,7 +350,7 @@ def apt_get(action: str, specs: list[str] | None = None, *, proxy: str | None = 
 
 def apt_upgrade_script(mode: str, *, proxy: str | None, simulate: bool) -> str:
     """Shell commands run in the root for upgrade=MODE: fetch the indexes (into the tmpfs of
-    CHROOT_SCRIPT), then upgrade, or only simulate it; the downloaded packages are removed."""
+    tmpfs of Jail.upgrade), then upgrade, or only simulate it; the downloaded packages are removed."""
     action = ['dist-upgrade'] if mode == 'full' else ['--with-new-pkgs', 'upgrade']
     # No binary cache files in /var/cache/apt either: they would describe the vanished indexes.
     update = apt_get('update', proxy=proxy)
@@ -367,15 +396,6 @@ def cache_is_stale(stamp_mtime: float | None, now: float, valid_time: int) -> bo
     return stamp_mtime is None or now - stamp_mtime > valid_time
 
 
-def start_time(stat: str) -> str:
-    """Start time field of /proc/PID/stat; the command name before it may contain spaces."""
-    return stat.rsplit(')', 1)[1].split()[19]
-
-
-def is_inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip('/') + '/')
-
-
 def output_tail(stdout: str, stderr: str) -> str:
     """The last lines of a command's output and error output, for an error message."""
     lines = [line for line in stdout.strip().splitlines() if line not in APT_PROGRESS_LINES]
@@ -388,134 +408,108 @@ def versions_text(versions: dict[str, str | None]) -> str:
 
 
 def check_root(path: str) -> str:
-    """The real path of a valid jail root, or JailPackagesError."""
-    if os.geteuid() != ROOT_UID:
-        raise JailPackagesError('jail_packages must run as root on the target (use become: true)')
-    if not os.path.isabs(path):
-        raise JailPackagesError(f'root {path} must be an absolute path')
-    if not os.path.exists(path):
-        raise JailPackagesError(f'root {path} does not exist')
-    real = os.path.realpath(path)
-    if not os.path.isdir(real):
-        raise JailPackagesError(f'root {path} is not a directory')
-    if real == '/':
-        raise JailPackagesError(f'root {path} is the host itself; use ansible.builtin.apt for the host')
-    owner = os.stat(real).st_uid
-    if owner != ROOT_UID:
-        raise JailPackagesError(
-            f'root {path} is owned by uid {owner}, not by root: refusing to run apt as root in it')
-    status = os.path.join(real, 'var/lib/dpkg/status')
-    if not is_inside(os.path.realpath(status), real) or not os.path.isfile(status):
+    """The real path of a jail root apt may run in (jailsafe.check_root, and a dpkg database), or
+    JailPackagesError."""
+    try:
+        real = jailsafe.check_root(path, 'jail_packages')
+        rootfd = jailsafe.open_root(real)
+    except jailsafe.JailSafeError as exc:
+        raise JailPackagesError(str(exc)) from None
+    try:
+        try:
+            fd = jailsafe.open_in(rootfd, DPKG_STATUS, os.O_PATH, follow=True)
+        except OSError:
+            is_file = False
+        else:
+            try:
+                is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(rootfd)
+    if not is_file:
         raise JailPackagesError(f'root {path} is not a Debian root filesystem (no var/lib/dpkg/status)')
     return real
 
 
-def path_in_root(root: str, relative: str) -> str:
-    """ROOT/RELATIVE resolved; a symlink of the root must not lead the host outside it."""
-    path = os.path.realpath(os.path.join(root, relative))
-    if not is_inside(path, root):
-        raise JailPackagesError(f'{os.path.join(root, relative)} resolves to {path}, outside the root')
-    return path
-
-
-def processes_in(root: str) -> dict[tuple[int, str], str]:
-    """Processes whose root directory is in ROOT: (pid, start time) -> command line.
-
-    The start time tells a new process from an old one that had the same pid.
-    """
-    found = {}
-    for entry in os.scandir('/proc'):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if not is_inside(os.readlink(f'/proc/{entry.name}/root'), root):
-                continue
-            with open(f'/proc/{entry.name}/stat', encoding='utf-8', errors='replace') as handle:
-                started = start_time(handle.read())
-            with open(f'/proc/{entry.name}/cmdline', 'rb') as handle:
-                command = handle.read().replace(b'\0', b' ').decode(errors='replace').strip()
-        except OSError:  # the process is gone
-            continue
-        found[(int(entry.name), started)] = command
-    return found
-
-
 class Jail:
-    """A jail root and the commands run on it."""
+    """A jail root and the commands run in it (see the module docstring)."""
 
     def __init__(self, module, root: str, proxy: str | None):
         self.module = module
         self.root = root
         self.proxy = proxy
-        self.dpkg_query = self._binary('dpkg-query', 'dpkg')
-        self.env = self._binary('env', 'coreutils')
-        self.chroot = self._binary('chroot', 'coreutils')
-        self.unshare = self._binary('unshare', 'util-linux')
-        self.mount = self._binary('mount', 'mount')
-        self.sh = self._binary('sh', 'dash')
 
-    def _binary(self, name: str, package: str) -> str:
-        path = self.module.get_bin_path(name)
-        if not path:
-            raise JailPackagesError(f'{name} is not installed on the host (it is in the {package} package)')
-        return path
+    def _read(self, path: str) -> str:
+        try:
+            data = jailsafe.read_file(self.root, path, DPKG_STATUS_LIMIT)
+        except jailsafe.JailSafeError as exc:
+            raise JailPackagesError(f'cannot read the dpkg database of {self.root}: {exc}') from None
+        return (data or b'').decode('utf-8', 'replace')
+
+    def journal(self) -> list[str]:
+        """Names of the dpkg journal entries (var/lib/dpkg/updates/NNNN), in numeric order."""
+        rootfd = jailsafe.open_root(self.root)
+        try:
+            try:
+                fd = jailsafe.open_in(rootfd, DPKG_UPDATES, os.O_RDONLY | os.O_DIRECTORY, follow=True)
+            except FileNotFoundError:
+                return []
+            except OSError as exc:
+                raise JailPackagesError(
+                    f'cannot read the dpkg database of {self.root}: '
+                    f'{jailsafe.describe_error(self.root, DPKG_UPDATES, exc)}') from None
+            try:
+                names = os.listdir(fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(rootfd)
+        return sorted((name for name in names if name.isdigit()), key=int)
 
     def packages(self) -> dict[str, Package]:
-        """The dpkg database of the root, read from the host: no chroot, nothing run in the root."""
-        admindir = path_in_root(self.root, 'var/lib/dpkg')
-        args = [self.dpkg_query, f'--admindir={admindir}', '-W', f'--showformat={DPKG_QUERY_FORMAT}']
-        rc, out, err = self.module.run_command(args)
-        if rc != 0:
-            raise JailPackagesError(f'cannot read the dpkg database of {self.root}: {err.strip()}',
-                                    rc=rc, stdout=out, stderr=err)
-        return parse_dpkg_query(out)
+        """The dpkg database of the root, read and parsed on the host: nothing of the root runs,
+        no link leads out of it."""
+        status = self._read(DPKG_STATUS)
+        updates = [self._read(f'{DPKG_UPDATES}/{name}') for name in self.journal()]
+        return parse_dpkg_status(status, updates)
 
-    def run(self, command: list[str], policy: str = '', scratch_lists: bool = False) -> tuple[int, str, str]:
-        """Run a command in the root (see CHROOT_SCRIPT); fail if it leaves a process running there."""
-        dev = path_in_root(self.root, 'dev')
-        if not os.path.isdir(dev):
-            raise JailPackagesError(f'{dev} is not a directory: cannot mount /dev there')
-        before = processes_in(self.root)
-        args = [
-            self.env, '-i', *(f'{name}={value}' for name, value in CHROOT_ENVIRONMENT),
-            self.unshare, '--mount', '--propagation', 'private', '--',
-            self.sh, '-c', CHROOT_SCRIPT, 'jail_packages', self.mount, self.chroot, self.root, policy,
-            '1' if scratch_lists else '', *command,
-        ]
-        rc, out, err = self.module.run_command(args)
-        left = {key: line for key, line in processes_in(self.root).items() if key not in before}
-        if left:
-            listing = ', '.join(f'{pid} ({line})' for (pid, _start), line in sorted(left.items()))
-            raise JailPackagesError(
-                f'{command[0]} in {self.root} left processes running in the root: {listing}; something (a maintainer '
-                'script, an apt hook) started them despite policy-rc.d: stop them',
-                rc=rc, stdout=out, stderr=err,
-            )
-        if rc in CHROOT_FAILURE_CODES:
-            raise JailPackagesError(f'cannot run {command[0]} in {self.root}: {err.strip()}',
-                                    rc=rc, stdout=out, stderr=err)
-        return rc, out, err
+    def run(self, command: list[str], *, network: str = 'none', policy: str | None = None,
+            scratch_lists: bool = False) -> tuple[int, str, str]:
+        """Run COMMAND as root in the root, confined by jailsafe.run with the capabilities of apt;
+        POLICY (a host file) is bind-mounted read-only over usr/sbin/policy-rc.d, SCRATCH_LISTS
+        puts a tmpfs over var/lib/apt/lists."""
+        mounts = []
+        if policy:
+            mounts.append(jailsafe.Mount('bind-ro', POLICY_RC_D_PATH, policy))
+        if scratch_lists:
+            mounts.append(jailsafe.Mount('tmpfs', APT_LISTS, size=LISTS_TMPFS_SIZE))
+        try:
+            return jailsafe.run(self.root, command, user='root', caps=jailsafe.APT_CAPABILITIES, network=network,
+                                env=dict(APT_ENVIRONMENT), mounts=mounts)
+        except (jailsafe.JailSafeError, OSError) as exc:
+            raise JailPackagesError(f'cannot run {command[0]} in {self.root}: {exc}') from None
 
     def apt(self, action: str, specs: list[str], install_recommends: bool = False) -> None:
-        """apt-get install/remove, with services forbidden to start."""
+        """apt-get install/remove, with services forbidden to start; only install downloads."""
         command = apt_get(action, specs, proxy=self.proxy, install_recommends=install_recommends)
         with self.services_denied() as policy:
-            rc, out, err = self.run(command, policy)
+            rc, out, err = self.run(command, network='host' if action == 'install' else 'none', policy=policy)
         if rc != 0:
             raise JailPackagesError(f'apt-get {action} failed in {self.root} (rc={rc}):\n{output_tail(out, err)}',
                                     rc=rc, stdout=out, stderr=err)
 
     def upgrade(self, mode: str, simulate: bool) -> str:
-        """apt-get update and upgrade (or only its simulation) in one namespace, with the indexes on
-        a tmpfs and, unless simulating, services forbidden to start; returns apt's output."""
-        if not os.path.isdir(path_in_root(self.root, 'var/lib/apt/lists')):
-            raise JailPackagesError(f'{self.root}/var/lib/apt/lists is not a directory')
+        """apt-get update and upgrade (or only its simulation) in one confined run, with the
+        indexes on a tmpfs and, unless simulating, services forbidden to start; returns apt's
+        output."""
+        self._directory(APT_LISTS)
         command = ['/bin/sh', '-c', apt_upgrade_script(mode, proxy=self.proxy, simulate=simulate)]
         if simulate:
-            rc, out, err = self.run(command, scratch_lists=True)
+            rc, out, err = self.run(command, network='host', scratch_lists=True)
         else:
             with self.services_denied() as policy:
-                rc, out, err = self.run(command, policy, scratch_lists=True)
+                rc, out, err = self.run(command, network='host', policy=policy, scratch_lists=True)
         if rc != 0:
             what = 'simulation of the upgrade' if simulate else 'upgrade'
             raise JailPackagesError(f'apt-get update and {what} failed in {self.root} (rc={rc}):\n{output_tail(out, err)}',
@@ -523,57 +517,120 @@ class Jail:
         return out
 
     def simulate(self, specs: list[str], install_recommends: bool) -> tuple[int, str, str]:
-        """apt-get -s install: writes nothing in the root."""
+        """apt-get -s install: writes nothing in the root, needs no network."""
         return self.run(apt_get('install', specs, install_recommends=install_recommends, simulate=True))
 
     def update_cache(self) -> None:
-        rc, out, err = self.run(apt_get('update', proxy=self.proxy))
+        rc, out, err = self.run(apt_get('update', proxy=self.proxy), network='host')
         if rc != 0:
             raise JailPackagesError(f'apt-get update failed in {self.root} (rc={rc}):\n{output_tail(out, err)}',
                                     rc=rc, stdout=out, stderr=err)
-        periodic = path_in_root(self.root, os.path.dirname(UPDATE_STAMP))
-        os.makedirs(periodic, mode=0o755, exist_ok=True)
-        fd = os.open(os.path.join(periodic, os.path.basename(UPDATE_STAMP)),
-                     os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        self._touch_stamp()
+
+    def clean(self) -> None:
+        """apt-get clean and an empty var/lib/apt/lists, run confined in the root."""
+        for command in (['apt-get', '-q', 'clean'], ['find', f'/{APT_LISTS}', '-mindepth', '1', '-delete']):
+            rc, out, err = self.run(command)
+            if rc != 0:
+                raise JailPackagesError(f'{shlex.join(command)} failed in {self.root} (rc={rc}):\n{output_tail(out, err)}',
+                                        rc=rc, stdout=out, stderr=err)
+
+    def _directory(self, path: str) -> None:
+        """Fail unless PATH is a directory of the root reached without any link."""
+        rootfd = jailsafe.open_root(self.root)
         try:
-            os.utime(fd)
+            os.close(jailsafe.open_in(rootfd, path, os.O_PATH | os.O_DIRECTORY))
+        except OSError as exc:
+            raise JailPackagesError(f'{jailsafe.describe_error(self.root, path, exc)} (a directory is needed)') from None
+        finally:
+            os.close(rootfd)
+
+    def _touch_stamp(self) -> None:
+        """Create or touch UPDATE_STAMP (and its directory), no link followed."""
+        directory, name = UPDATE_STAMP.rsplit('/', 1)
+        rootfd = jailsafe.open_root(self.root)
+        try:
+            parent, base = directory.rsplit('/', 1)
+            parentfd = jailsafe.open_in(rootfd, parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                try:
+                    os.mkdir(base, 0o755, dir_fd=parentfd)
+                except FileExistsError:
+                    pass
+            finally:
+                os.close(parentfd)
+            dirfd = jailsafe.open_in(rootfd, directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                             0o644, dir_fd=dirfd)
+            finally:
+                os.close(dirfd)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise JailPackagesError(f'{self.root}/{UPDATE_STAMP} is not a regular file')
+                os.utime(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise JailPackagesError(
+                f'cannot touch {jailsafe.describe_error(self.root, UPDATE_STAMP, exc)}') from None
+        finally:
+            os.close(rootfd)
+
+    def cache_stamp_mtime(self) -> float | None:
+        rootfd = jailsafe.open_root(self.root)
+        try:
+            fd = jailsafe.open_in(rootfd, UPDATE_STAMP, os.O_PATH)
+        except OSError:  # missing, or a link: an outdated cache
+            return None
+        finally:
+            os.close(rootfd)
+        try:
+            return os.fstat(fd).st_mtime
         finally:
             os.close(fd)
 
-    def cache_stamp_mtime(self) -> float | None:
-        try:
-            return os.stat(os.path.join(path_in_root(self.root, os.path.dirname(UPDATE_STAMP)),
-                                        os.path.basename(UPDATE_STAMP))).st_mtime
-        except FileNotFoundError:
-            return None
-
     @contextlib.contextmanager
     def services_denied(self):
-        """Yield a host file holding POLICY_RC_D, for CHROOT_SCRIPT to bind-mount over the root's
-        policy-rc.d: an existing one (which may allow starts) is shadowed, not modified. A missing
-        one is created as mount point, with the same content in case the module dies before it
-        removes it, and removed afterwards."""
-        target = os.path.join(path_in_root(self.root, 'usr/sbin'), 'policy-rc.d')
-        if os.path.islink(target):
-            raise JailPackagesError(f'{target} is a symbolic link: refusing to mount over it')
-        source = os.path.join(self.module.tmpdir, 'policy-rc.d')
-        with open(source, 'w', encoding='utf-8') as handle:
-            handle.write(POLICY_RC_D)
-        os.chmod(source, 0o755)
+        """Yield a host file (in the module's temporary directory) holding POLICY_RC_D, for
+        Jail.run to bind-mount read-only over the root's policy-rc.d: an existing one (which may
+        allow starts) is shadowed, not modified. A missing one is created as mount point, with the
+        same content in case the module dies before it removes it, and removed afterwards."""
+        rootfd = jailsafe.open_root(self.root)
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
-        except FileExistsError:
-            created = False
+            fd = jailsafe.open_in(rootfd, POLICY_RC_D_PATH, os.O_PATH)
+        except FileNotFoundError:
+            exists = False
+        except OSError as exc:
+            raise JailPackagesError(
+                f'cannot mount our policy-rc.d on {jailsafe.describe_error(self.root, POLICY_RC_D_PATH, exc)}') from None
         else:
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise JailPackagesError(f'{self.root}/{POLICY_RC_D_PATH} is not a regular file: '
+                                            'refusing to mount over it')
+            finally:
+                os.close(fd)
+            exists = True
+        finally:
+            os.close(rootfd)
+        source = os.path.join(self.module.tmpdir, 'policy-rc.d')
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
+        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            handle.write(POLICY_RC_D)
+            os.fchmod(handle.fileno(), 0o755)  # os.open applies the umask
+        created = False
+        if not exists:
+            try:
+                jailsafe.write_file(self.root, POLICY_RC_D_PATH, POLICY_RC_D.encode(), mode=0o755)
+            except (jailsafe.JailSafeError, OSError) as exc:
+                raise JailPackagesError(f'cannot create the mount point of policy-rc.d in {self.root}: {exc}') from None
             created = True
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                handle.write(POLICY_RC_D)
-                os.fchmod(handle.fileno(), 0o755)  # os.open applies the umask
         try:
             yield source
         finally:
             if created:
-                os.unlink(target)
+                jailsafe.remove_file(self.root, POLICY_RC_D_PATH)
 
 
 class CacheUpdater:
@@ -637,6 +694,15 @@ def available_upgrades(jail: Jail, requests: list[Request], install_recommends: 
             if old is not None and name in names}
 
 
+def clean_after(module, jail: Jail, acted: bool) -> bool:
+    """clean=true: after a change (or an apt-get update), apt-get clean and an empty
+    var/lib/apt/lists, run confined in the root. Returns whether it ran."""
+    if not module.params.get('clean') or not acted or module.check_mode:
+        return False
+    jail.clean()
+    return True
+
+
 def ensure_upgraded(module, jail: Jail, mode: str) -> dict:
     """upgrade=safe|full: every package of the root that apt can upgrade, with fresh indexes."""
     before = jail.packages()
@@ -653,6 +719,7 @@ def ensure_upgraded(module, jail: Jail, mode: str) -> dict:
         removed=sorted(name for name, (old, new) in changes.items() if new is None),
         versions={name: dict(before=old, after=new) for name, (old, new) in changes.items()},
         cache_updated=False,
+        cleaned=clean_after(module, jail, bool(changes)),
     )
     if module._diff and changes:
         result['diff'] = dict(
@@ -719,6 +786,7 @@ def ensure_packages(module) -> dict:
         upgraded=[request.name for request in plan.upgrade],
         removed=[request.name for request in plan.remove],
         cache_updated=cache.updated,
+        cleaned=clean_after(module, jail, plan.changes or cache.updated),
     )
     if module._diff and plan.changes:
         affected = [request.name for request in plan.fetch + plan.remove]

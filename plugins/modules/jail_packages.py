@@ -12,32 +12,42 @@ module: jail_packages
 short_description: Install, remove or upgrade Debian packages in a jail root filesystem with apt, without starting any service
 description:
   - Manages Debian packages inside a jail root filesystem (a C(debootstrap) tree, possibly an
-    overlayfs mount) before the jail runs, by running C(apt-get) in it with C(chroot).
-  - The installed packages are read from the host with C(dpkg-query --admindir=ROOT/var/lib/dpkg),
-    without entering the root. When nothing is to be done for O(state=present) or
-    O(state=absent), the root is not touched at all. For O(state=latest), C(apt-get -s install)
-    runs in the root to learn whether an upgrade is pending; it writes nothing there.
-  - Every C(apt-get) call runs in its own private mount namespace (C(unshare --mount)) in which the
-    host's C(/dev) is bind-mounted on C(ROOT/dev) (the only mount that the maintainer scripts of
-    packages such as apache2, postgresql and php-pgsql need). These mounts are invisible on the
-    host and vanish with the namespace when apt exits, even if the module is killed.
-    C(/proc) and C(/sys) are not mounted, so maintainer scripts cannot see the host's processes.
-  - While apt installs or removes packages, C(ROOT/usr/sbin/policy-rc.d) denies every service
-    action (exit status 101), so that no postinst starts Apache, PostgreSQL or any daemon in the
-    host's namespaces. An existing C(policy-rc.d) is shadowed by a bind mount, not modified; a
-    missing one is created for the run and removed afterwards. The task fails, listing them, if
-    processes running in the root remain after apt exits.
+    overlayfs mount) before the jail runs, by running C(apt-get) in it, confined.
+  - The jail is treated as hostile, its root user included (it may have replaced any file of its
+    root with a trojan or a symbolic link). The host never executes a program of the root and
+    never follows a link in it to a host file.
+  - The installed packages are read from the host by parsing C(ROOT/var/lib/dpkg/status) and the
+    dpkg journal C(ROOT/var/lib/dpkg/updates/*) (applied in numeric order, as C(dpkg-query)
+    does), opened with C(openat2) so that no link leads out of the root; no host program reads a
+    jail file. When nothing is to be done for O(state=present) or O(state=absent), nothing runs
+    in the root at all. For O(state=latest), C(apt-get -s install) runs in the root to learn
+    whether an upgrade is pending; it writes nothing there.
+  - Every C(apt-get) call is confined by the collection's C(jailsafe) library (see
+    docs/security.md) before the jail's first file executes. It gets its own mount, PID, IPC, UTS and cgroup
+    namespaces whose root is the jail root (C(pivot_root), the host's tree detached), a private
+    C(/dev) tmpfs with the usual device nodes, no C(/proc) and no C(/sys); root without any
+    capability but those dpkg needs (C(chown), C(dac_override), C(fowner), C(fsetid), C(kill),
+    C(setuid), C(setgid), C(setfcap)), C(no_new_privs) and a seccomp filter denying mount,
+    namespaces, ptrace, module loading, io_uring and the like. The host's network is visible only
+    to the calls that download (C(apt-get update), C(install) and the upgrade); simulations and
+    C(remove) run in an empty network namespace.
+  - Every process started by apt or a maintainer script is killed with the PID namespace when
+    the command exits, so no daemon can stay behind. While apt installs or removes packages,
+    C(ROOT/usr/sbin/policy-rc.d) denies every service action (exit status 101); a host file is
+    bind-mounted read-only over it in the command's mount namespace, so an existing
+    C(policy-rc.d) is shadowed, not modified; a missing one is created as mount point for the run
+    and removed afterwards.
   - Before installing, C(apt-get -s) checks that apt knows every requested package and would install
     it under its own name; apt would otherwise silently install the packages matching an unknown
     name as a regular expression, or the provider of a virtual package.
   - With O(upgrade=safe) or O(upgrade=full), every installed package apt can upgrade is upgraded
     (the day-2 update of a jail). The package indexes are fetched for this run only, onto a tmpfs
-    mounted over C(ROOT/var/lib/apt/lists) in the private mount namespace, so nothing of them is
+    mounted over C(ROOT/var/lib/apt/lists) in the command's mount namespace, so nothing of them is
     left in the jail's layer, and the downloaded packages are removed afterwards; in check mode
     the same fresh indexes are used to simulate the upgrade, and nothing is written into the root.
   - Commands run in the root get an empty environment apart from C(PATH), C(HOME=/root),
-    C(LC_ALL=C.UTF-8) and C(DEBIAN_FRONTEND=noninteractive); apt runs with C(-y),
-    C(Dpkg::Options::=--force-confdef) and C(Dpkg::Options::=--force-confold).
+    C(LC_ALL=C.UTF-8), C(USER), C(LOGNAME) and C(DEBIAN_FRONTEND=noninteractive); apt runs with
+    C(-y), C(Dpkg::Options::=--force-confdef) and C(Dpkg::Options::=--force-confold).
 author:
   - jailhost.jails contributors (@jailhost)
 attributes:
@@ -59,14 +69,15 @@ attributes:
     support: full
     platforms: posix
 requirements:
-  - A Linux host, where the module runs as root (C(become=true))
-  - C(dpkg-query), C(unshare), C(mount), C(chroot), C(env) and C(sh) on the host
-  - C(apt-get) and a Debian package database in the root
+  - A Linux host (kernel 5.6 or later for C(openat2); x86_64 or aarch64), where the module runs
+    as root (C(become=true))
+  - C(apt-get), C(find) and a Debian package database in the root
 options:
   root:
     description:
       - The jail root filesystem. It must exist, be a directory owned by root, contain
-        C(var/lib/dpkg/status), and not be the host's C(/).
+        C(var/lib/dpkg/status), and not be the host's C(/). It and every directory above it must
+        be owned by root and writable by root only.
     type: path
     required: true
   name:
@@ -133,6 +144,16 @@ options:
     type: str
     choices: [none, safe, full]
     default: none
+  clean:
+    description:
+      - After packages were installed, upgraded or removed, or the cache was updated, run
+        C(apt-get clean) and delete everything in C(ROOT/var/lib/apt/lists), both in the root and
+        confined like every other command, so that neither downloaded packages nor package indexes
+        stay in the jail's layer (for a base image, for example).
+      - Nothing runs when nothing changed, nor in check mode; a later O(update_cache=true) fetches
+        the indexes again.
+    type: bool
+    default: false
   install_recommends:
     description:
       - Install the packages recommended by the installed packages too. When false,
@@ -146,6 +167,8 @@ notes:
     run in it.
   - Packages should be installed while the jail is stopped; maintainer scripts cannot restart
     the jail's services.
+  - The confinement cannot be set up inside an unprivileged container or without seccomp; the
+    task then fails before anything of the root runs.
 seealso:
   - module: ansible.builtin.apt
 """
@@ -186,6 +209,13 @@ EXAMPLES = r"""
     name: jailhost-db.service
     state: restarted
   when: db_upgrade is changed
+
+- name: Packages of a base image, without the package indexes and archives in it
+  jailhost.jails.jail_packages:
+    root: /var/lib/jailhost/base/root
+    name: [python3, ca-certificates]
+    update_cache: true
+    clean: true
 
 - name: No compiler in the web jail
   jailhost.jails.jail_packages:
@@ -235,6 +265,11 @@ versions:
   returned: success, with O(upgrade=safe) or O(upgrade=full)
   type: dict
   sample: {libssl3: {before: 3.0.15-1~deb12u1, after: 3.0.17-1~deb12u2}}
+cleaned:
+  description: Whether O(clean) ran C(apt-get clean) and emptied C(ROOT/var/lib/apt/lists).
+  returned: success
+  type: bool
+  sample: false
 cache_updated:
   description: Whether C(apt-get update) ran in the root.
   returned: success
@@ -275,6 +310,7 @@ def main():
             cache_valid_time=dict(type='int', default=0),
             proxy=dict(type='str'),
             install_recommends=dict(type='bool', default=False),
+            clean=dict(type='bool', default=False),
             upgrade=dict(type='str', choices=list(UPGRADE_MODES), default='none'),
         ),
         supports_check_mode=True,
