@@ -6,23 +6,33 @@
 """The logic of jailhost.jails.jail_files: a set of files, directories and links written into a
 jail root filesystem as one change, tested by a command, and rolled back when the test fails.
 
-Paths are walked component by component from the jail root with lstat: a symbolic link anywhere
-before the last component is refused (a jail's root user could otherwise point /etc/apache2 at a
-host directory), and the last component is opened with O_NOFOLLOW before its mode or owner is
-changed. Files are replaced by a rename of a temporary file in the same directory, so a reader
-(or a crash) never sees half a file.
+A jail is hostile, its root user included (docs/security.md, "The control plane"). Paths are
+resolved by the kernel from a descriptor of the jail root (jailsafe.open_in: openat2 with
+RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS): a symbolic link anywhere before the last component is
+refused (a jail's root user could otherwise point /etc/apache2 at a host directory), and every
+change is made relative to a descriptor of the parent directory, the last component opened with
+O_NOFOLLOW before its mode or owner is changed, so a link planted while the task runs is refused
+too. Files are replaced by a rename of a temporary file in the same directory, so a reader (or a
+crash) never sees half a file. The validate commands of the jail run confined with jailsafe.run
+(own namespaces, pivot_root into the root, no capabilities, no_new_privs, seccomp), never with
+the host's privileges.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 
+from ansible_collections.jailhost.jails.plugins.module_utils import jailsafe
+
 STATES = ('file', 'directory', 'link', 'absent')
-ROOT_UID = 0
+# Files of a jail the module compares: larger ones are read in part only (they differ anyway).
+MAX_FILE_SIZE = 64 << 20
 MODE_RE = re.compile(r'^[0-7]{3,4}$')
 DEFAULT_MODES = {'file': 0o644, 'directory': 0o755}
 HIDDEN = '(content hidden: secret_content)\n'
@@ -156,13 +166,37 @@ def link_target_in_jail(path: str, src: str) -> str:
 
 
 class Jail:
-    """Safe access to paths below a jail root."""
+    """Race-free access to paths below a jail root: every path is opened relative to a
+    descriptor of the root with jailsafe.open_in (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS),
+    and every change is made relative to a descriptor of its parent directory, so that a link the
+    jail plants at any time, before or during the task, is refused instead of followed."""
 
     def __init__(self, root: str):
         self.root = check_root(root)
+        self.rootfd = jailsafe.open_root(self.root)
+
+    def close(self) -> None:
+        if self.rootfd is not None:
+            os.close(self.rootfd)
+            self.rootfd = None
 
     def host_path(self, path: str) -> str:
+        """For messages only: nothing is ever opened by this name."""
         return self.root + path
+
+    def _open(self, path: str, flags: int, follow: bool = False) -> int:
+        return jailsafe.open_in(self.rootfd, path, flags | os.O_CLOEXEC, follow=follow)
+
+    @contextlib.contextmanager
+    def directory(self, path: str):
+        """A descriptor of the parent directory of PATH (no link on the way) and the last name.
+        Raises OSError (ELOOP for a link, ENOENT for a missing parent)."""
+        parent, name = os.path.split(path)
+        fd = self._open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            yield fd, name
+        finally:
+            os.close(fd)
 
     def parents(self, path: str) -> list[str]:
         """The jail paths of the missing parent directories of `path`, outermost first;
@@ -172,117 +206,128 @@ class Jail:
         current = ''
         for part in parts:
             current = f'{current}/{part}'
+            if missing:
+                missing.append(current)
+                continue
             try:
-                info = os.lstat(self.host_path(current))
+                fd = self._open(current, os.O_PATH)
             except FileNotFoundError:
                 missing.append(current)
                 continue
-            if missing:
-                # Cannot happen: a parent exists below a missing one.
-                raise JailFilesError(f'{current} exists below the missing directory {missing[0]}')
-            if stat.S_ISLNK(info.st_mode):
-                raise JailFilesError(
-                    f'{current} (a parent of {path}) is a symbolic link in the jail root: '
-                    f'refusing to follow it, it could lead out of the jail')
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise JailFilesError(
+                        f'{current} (a parent of {path}) is a symbolic link in the jail root: '
+                        f'refusing to follow it, it could lead out of the jail') from None
+                if exc.errno == errno.ENOTDIR:
+                    raise JailFilesError(f'{current} (a parent of {path}) is not a directory') from None
+                raise JailFilesError(jailsafe.describe_error(self.root, current, exc)) from None
+            try:
+                info = os.fstat(fd)
+            finally:
+                os.close(fd)
             if not stat.S_ISDIR(info.st_mode):
                 raise JailFilesError(f'{current} (a parent of {path}) is not a directory')
         return missing
 
-    def current(self, path: str) -> Current:
-        host = self.host_path(path)
+    def lstat(self, path: str):
+        """os.lstat of a jail path, None if it (or a parent) does not exist; OSError for a link
+        before the last component."""
         try:
-            info = os.lstat(host)
-        except FileNotFoundError:
+            with self.directory(path) as (dirfd, name):
+                return os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def lexists(self, path: str) -> bool:
+        return self.lstat(path) is not None
+
+    def current(self, path: str) -> Current:
+        try:
+            with self.directory(path) as (dirfd, name):
+                try:
+                    info = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    return Current('absent')
+                ids = dict(mode=stat.S_IMODE(info.st_mode), uid=info.st_uid, gid=info.st_gid)
+                if stat.S_ISLNK(info.st_mode):
+                    return Current('link', target=os.readlink(name, dir_fd=dirfd), **ids)
+                if stat.S_ISDIR(info.st_mode):
+                    return Current('directory', **ids)
+                if stat.S_ISREG(info.st_mode):
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                                 dir_fd=dirfd)
+                    with os.fdopen(fd, 'rb') as handle:
+                        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped meanwhile
+                            raise JailFilesError(f'{path} changed while it was read')
+                        return Current('file', content=handle.read(MAX_FILE_SIZE + 1), **ids)
+                return Current('other', **ids)
+        except (FileNotFoundError, NotADirectoryError):
             return Current('absent')
-        ids = dict(mode=stat.S_IMODE(info.st_mode), uid=info.st_uid, gid=info.st_gid)
-        if stat.S_ISLNK(info.st_mode):
-            return Current('link', target=os.readlink(host), **ids)
-        if stat.S_ISDIR(info.st_mode):
-            return Current('directory', **ids)
-        if stat.S_ISREG(info.st_mode):
-            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, 'rb') as handle:
-                return Current('file', content=handle.read(), **ids)
-        return Current('other', **ids)
+        except OSError as exc:
+            raise JailFilesError(jailsafe.describe_error(self.root, path, exc)) from None
 
     def exists(self, path: str) -> bool:
         """Whether a jail path exists, resolving every symbolic link on the way as the jail would
-        (an absolute target from the jail root, '..' never above it)."""
-        pending = path.strip('/').split('/')
-        resolved: list[str] = []
-        hops = 0
-        while pending:
-            part = pending.pop(0)
-            if part in ('', '.'):
-                continue
-            if part == '..':
-                if resolved:
-                    resolved.pop()
-                continue
-            host = self.host_path('/' + '/'.join(resolved + [part]))
-            try:
-                info = os.lstat(host)
-            except (FileNotFoundError, NotADirectoryError):
-                return False
-            if stat.S_ISLNK(info.st_mode):
-                hops += 1
-                if hops > 40:
-                    return False
-                target = os.readlink(host)
-                if target.startswith('/'):
-                    resolved = []
-                pending = target.strip('/').split('/') + pending
-                continue
-            if pending and not stat.S_ISDIR(info.st_mode):
-                return False
-            resolved.append(part)
+        (an absolute target from the jail root, '..' never above it: openat2 RESOLVE_IN_ROOT)."""
+        try:
+            os.close(self._open(os.path.normpath('/' + path.lstrip('/')), os.O_PATH, follow=True))
+        except (OSError, jailsafe.JailSafeError):
+            return False
         return True
 
     def listdir(self, path: str) -> list[str]:
         self.parents(path + '/x')
-        host = self.host_path(path)
-        if os.path.islink(host) or not os.path.isdir(host):
+        try:
+            fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:  # missing, a link or not a directory
             return []
-        return sorted(os.listdir(host))
+        try:
+            return sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
 
-    # Writing: every call below is given a path whose parents were checked by plan().
+    # Writing: every call below is given a path whose parents were checked by plan(), and is
+    # made relative to a descriptor of the parent; errors are OSError (the caller rolls back).
 
     def write_file(self, path: str, content: bytes, mode: int, uid: int, gid: int) -> None:
-        host = self.host_path(path)
-        directory, name = os.path.split(host)
-        temporary = os.path.join(directory, f'.{name}.jailhost-tmp.{os.getpid()}')
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, 'wb') as handle:
-                handle.write(content)
-                handle.flush()
-                os.fchown(handle.fileno(), uid, gid)
-                os.fchmod(handle.fileno(), mode)
-                os.fsync(handle.fileno())
-            os.rename(temporary, host)
-        except BaseException:
-            if os.path.lexists(temporary):
-                os.unlink(temporary)
-            raise
+        with self.directory(path) as (dirfd, name):
+            temporary = f'.{name}.jailhost-tmp.{os.getpid()}'
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dirfd)
+            try:
+                with os.fdopen(fd, 'wb') as handle:
+                    handle.write(content)
+                    handle.flush()
+                    os.fchown(handle.fileno(), uid, gid)
+                    os.fchmod(handle.fileno(), mode)
+                    os.fsync(handle.fileno())
+                os.rename(temporary, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+            except BaseException:
+                try:
+                    os.unlink(temporary, dir_fd=dirfd)
+                except OSError:
+                    pass
+                raise
 
     def write_link(self, path: str, target: str) -> None:
-        host = self.host_path(path)
-        directory, name = os.path.split(host)
-        temporary = os.path.join(directory, f'.{name}.jailhost-tmp.{os.getpid()}')
-        os.symlink(target, temporary)
-        try:
-            os.rename(temporary, host)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        with self.directory(path) as (dirfd, name):
+            temporary = f'.{name}.jailhost-tmp.{os.getpid()}'
+            os.symlink(target, temporary, dir_fd=dirfd)
+            try:
+                os.rename(temporary, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+            except BaseException:
+                os.unlink(temporary, dir_fd=dirfd)
+                raise
 
     def make_directory(self, path: str, mode: int, uid: int, gid: int) -> None:
-        host = self.host_path(path)
-        os.mkdir(host, 0o700)
+        with self.directory(path) as (dirfd, name):
+            os.mkdir(name, 0o700, dir_fd=dirfd)
         self.set_attributes(path, mode, uid, gid)
 
     def set_attributes(self, path: str, mode: int, uid: int, gid: int) -> None:
-        fd = os.open(self.host_path(path), os.O_RDONLY | os.O_NOFOLLOW)
+        with self.directory(path) as (dirfd, name):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dirfd)
         try:
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
@@ -290,28 +335,19 @@ class Jail:
             os.close(fd)
 
     def remove(self, path: str) -> None:
-        host = self.host_path(path)
-        if os.path.isdir(host) and not os.path.islink(host):
-            os.rmdir(host)
-        else:
-            os.unlink(host)
+        with self.directory(path) as (dirfd, name):
+            if stat.S_ISDIR(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode):
+                os.rmdir(name, dir_fd=dirfd)
+            else:
+                os.unlink(name, dir_fd=dirfd)
 
 
 def check_root(path: str) -> str:
-    """The real path of a valid jail root, or JailFilesError."""
-    if os.geteuid() != ROOT_UID:
-        raise JailFilesError('jail_files must run as root on the target (use become: true)')
-    if not os.path.isabs(path):
-        raise JailFilesError(f'root {path} must be an absolute path')
-    real = os.path.realpath(path)
-    if not os.path.isdir(real):
-        raise JailFilesError(f'root {path} does not exist or is not a directory')
-    if real == '/':
-        raise JailFilesError(f'root {path} is the host itself; use ansible.builtin.copy for the host')
-    owner = os.stat(real).st_uid
-    if owner != ROOT_UID:
-        raise JailFilesError(f'root {path} is owned by uid {owner}, not by root')
-    return real
+    """The real path of a valid jail root (jailsafe.check_root), or JailFilesError."""
+    try:
+        return jailsafe.check_root(path, 'jail_files')
+    except jailsafe.JailSafeError as exc:
+        raise JailFilesError(str(exc)) from None
 
 
 def wanted_paths(entries: list[Entry]) -> set[str]:
@@ -392,7 +428,7 @@ def apply(jail: Jail, changes: list[Change], undo: list) -> None:
     for change in changes:
         entry = change.entry
         for parent in change.missing_parents:
-            if not os.path.lexists(jail.host_path(parent)):
+            if not jail.lexists(parent):
                 undo.append(('remove', parent, None))
                 jail.make_directory(parent, 0o755, 0, 0)
         if change.action in ('update', 'attributes', 'remove'):
@@ -405,7 +441,7 @@ def apply(jail: Jail, changes: list[Change], undo: list) -> None:
             jail.set_attributes(entry.path, entry.mode, entry.uid, entry.gid)
         elif entry.state == 'directory':
             # It may have been created just before as the missing parent of an earlier entry.
-            if os.path.lexists(jail.host_path(entry.path)):
+            if jail.lexists(entry.path):
                 jail.set_attributes(entry.path, entry.mode, entry.uid, entry.gid)
             else:
                 jail.make_directory(entry.path, entry.mode, entry.uid, entry.gid)
@@ -421,7 +457,7 @@ def rollback(jail: Jail, undo: list) -> list[str]:
     for action, path, current in reversed(undo):
         try:
             if action == 'remove':
-                if os.path.lexists(jail.host_path(path)):
+                if jail.lexists(path):
                     jail.remove(path)
             elif current.kind == 'file':
                 jail.write_file(path, current.content, current.mode, current.uid, current.gid)
@@ -468,18 +504,64 @@ def diff_of(change: Change) -> dict:
 
 
 def read_jail_ids(jail: Jail) -> tuple[dict[str, int], dict[str, int]]:
+    """The jail's own users and groups, parsed here (no NSS module of the jail is loaded); links
+    are followed inside the jail only."""
     found = []
     for name in ('passwd', 'group'):
-        current = jail.current(f'/etc/{name}')
-        found.append(parse_id_file(current.content.decode('utf-8', 'replace')) if current.kind == 'file' else {})
+        try:
+            data = jailsafe.read_file(jail.root, f'etc/{name}', 16 << 20)
+        except jailsafe.JailSafeError as exc:
+            raise JailFilesError(f"cannot read the jail's /etc/{name}: {exc}") from None
+        found.append(parse_id_file(data.decode('utf-8', 'replace')) if data is not None else {})
     return found[0], found[1]
+
+
+def check_validate(commands: list[dict], users: dict[str, int]) -> None:
+    """Errors of the validate commands, raised before anything is written."""
+    for command in commands:
+        argv = command.get('argv') or []
+        user = command.get('user') or 'root'
+        if not argv:
+            raise JailFilesError('a validate command needs argv')
+        if not command.get('chroot', True):
+            if user != 'root':
+                raise JailFilesError(f'validate {" ".join(argv)}: user is only for commands run in the jail '
+                                     '(chroot: true); a host command runs as the module')
+        elif user != 'root' and user not in users:
+            raise JailFilesError(f"validate {' '.join(argv)}: user {user!r} does not exist in the jail's /etc/passwd")
+
+
+def run_validation(module, jail: Jail, command: dict) -> tuple[int, str, str]:
+    """One validate command: confined in the jail root (jailsafe.run: as COMMAND[user], no
+    capabilities, no network), or a host program when chroot is false."""
+    argv = list(command['argv'])
+    user = command.get('user') or 'root'
+    if not command.get('chroot', True):
+        return module.run_command(argv)
+    try:
+        return jailsafe.run(jail.root, argv, user=user, caps=(), network='none')
+    except jailsafe.JailSafeError as exc:
+        raise JailSafeRefusal(str(exc)) from None
+
+
+class JailSafeRefusal(Exception):
+    """A validate command that could not run (confinement, unknown user)."""
 
 
 def ensure_files(module) -> dict:
     """The module's work: plan, write, test, roll back on a failed test."""
     params = module.params
     jail = Jail(params['root'])
+    try:
+        return _ensure_files(module, jail)
+    finally:
+        jail.close()
+
+
+def _ensure_files(module, jail: Jail) -> dict:
+    params = module.params
     users, groups = read_jail_ids(jail)
+    check_validate(params['validate'] or [], users)
     entries = parse_entries(params['files'] or [], users, groups)
     entries += purge_entries(jail, params['purge'] or [], entries)
     changes = plan(jail, entries)
@@ -504,17 +586,18 @@ def ensure_files(module) -> dict:
             + ('every change was rolled back' if not errors else 'the rollback failed for ' + '; '.join(errors)),
             changed=bool(errors), rolled_back=[change.entry.path for change in changes]) from exc
     for command in params['validate'] or []:
-        argv = list(command['argv'])
-        if command.get('chroot', True):
-            argv = ['chroot', jail.root] + argv
-        rc, stdout, stderr = module.run_command(argv)
+        try:
+            rc, stdout, stderr = run_validation(module, jail, command)
+        except JailSafeRefusal as exc:
+            rc, stdout, stderr, what, output = None, '', str(exc), 'could not run', str(exc)
+        else:
+            what, output = 'rejected the new files', (stderr or stdout).strip()[-2000:]
         if rc != 0:
             errors = rollback(jail, undo)
             restored = ('every change was rolled back' if not errors
                         else 'the rollback failed for ' + '; '.join(errors))
             raise JailFilesError(
-                f'the test {" ".join(command["argv"])} rejected the new files ({restored}): '
-                f'{(stderr or stdout).strip()[-2000:]}',
+                f'the test {" ".join(command["argv"])} {what} ({restored}): {output}',
                 rc=rc, stdout=stdout, stderr=stderr, changed=bool(errors),
                 rolled_back=[change.entry.path for change in changes])
     result['validated'] = bool(params['validate'])

@@ -14,17 +14,26 @@ description:
   - Makes the files, directories and symbolic links of O(files) exist below a jail root
     filesystem (or removes them), in one task, comparing each with what is there first. A run with
     nothing to change writes nothing and runs no command.
-  - When something changed, the commands of O(validate) run (by default in the jail root with
-    C(chroot), e.g. C(apache2 -t)). If one fails, every change of this task is undone (files get
+  - When something changed, the commands of O(validate) run (by default in the jail root,
+    confined, e.g. C(apache2ctl -t)). If one fails, every change of this task is undone (files get
     their previous content, mode and owner back; created files, links and directories are removed)
     and the task fails with the command's output. A daemon that reads its configuration only at a
     reload keeps running with the previous one.
-  - Paths are walked from the jail root one component at a time. A symbolic link before the last
-    component is refused, so that a link planted in the jail cannot redirect a write to the host.
-    Modes and owners are set through a descriptor opened with C(O_NOFOLLOW). Files are replaced by
-    renaming a temporary file of the same directory over them.
-  - Owner and group names are looked up in the jail's own C(/etc/passwd) and C(/etc/group), not
-    in the host's.
+  - The jail is treated as hostile, its root user included. Paths are resolved by the kernel from
+    a descriptor of the jail root (C(openat2) with C(RESOLVE_IN_ROOT) and C(RESOLVE_NO_SYMLINKS)),
+    and every change is made relative to a descriptor of the parent directory. A symbolic link
+    before the last component is refused, also one planted while the task runs, so that a link in
+    the jail cannot redirect a write to the host. Modes and owners are set through a descriptor
+    opened with C(O_NOFOLLOW). Files are replaced by renaming a temporary file of the same
+    directory over them.
+  - Owner and group names are looked up in the jail's own C(/etc/passwd) and C(/etc/group), read
+    and parsed by the module (no name service module of the jail is loaded), not in the host's.
+  - The O(validate) commands of the jail never run with the host's privileges. Each runs in its
+    own mount, PID, IPC, UTS, cgroup and network namespaces whose root is the jail root
+    (C(pivot_root), the host's tree detached), with a private C(/dev), as O(validate[].user)
+    without any capability, with C(no_new_privs) and a seccomp filter (mount, namespaces,
+    ptrace, module loading, io_uring... denied), all set before the first file of the jail
+    executes. It has no network, and C(/proc) only when it runs as another user than root.
   - The jailhost.jails.apache role writes an Apache configuration with it, in one task per jail.
 author:
   - jailhost.jails contributors (@jailhost)
@@ -43,13 +52,14 @@ attributes:
     support: full
     platforms: posix
 requirements:
-  - A Linux host, where the module runs as root (C(become=true))
-  - C(chroot) on the host for the O(validate) commands run in the jail
+  - A Linux host (kernel 5.6 or later for C(openat2); x86_64 or aarch64), where the module runs
+    as root (C(become=true))
 options:
   root:
     description:
       - The jail root filesystem, an absolute path to a directory owned by root that is not the
-        host's C(/).
+        host's C(/). It and every directory above it must be owned by root and writable by root
+        only.
     type: path
     required: true
   files:
@@ -142,10 +152,18 @@ options:
         required: true
       chroot:
         description:
-          - Run the command in the jail root with C(chroot ROOT argv...). With V(false) it runs on
-            the host (its arguments then name host paths).
+          - Run the command in the jail root, confined (see the description); the program and its
+            arguments name paths of the jail.
+          - With V(false) it runs on the host as a host program, with the module's privileges (its
+            arguments then name host paths); never give it a program or a configuration of the jail.
         type: bool
         default: true
+      user:
+        description:
+          - The user of the jail's C(/etc/passwd) the command runs as, with O(validate[].chroot=true)
+            only. V(root) is root of the jail, without capabilities.
+        type: str
+        default: root
 notes:
   - The paths are compared and written one by one; a reader of the jail root may see some of the
     new files before the test ran. The daemon's running configuration is not affected unless it
@@ -177,6 +195,16 @@ EXAMPLES = r"""
     validate:
       - argv: [/usr/sbin/apache2ctl, -t]
   register: web_config
+
+- name: A PHP setting, tested by the PHP of the jail as www-data
+  jailhost.jails.jail_files:
+    root: /var/lib/jailhost/jails/web/root
+    files:
+      - path: /etc/php/8.2/apache2/conf.d/90-jailhost.ini
+        content: "expose_php = Off\n"
+    validate:
+      - argv: [/usr/bin/php, -n, -c, /etc/php/8.2/apache2/conf.d/90-jailhost.ini, -r, "exit(0);"]
+        user: www-data
 
 - name: Reload Apache when its configuration changed
   ansible.builtin.debug:
@@ -259,6 +287,7 @@ def main():
             validate=dict(type='list', elements='dict', default=[], options=dict(
                 argv=dict(type='list', elements='str', required=True),
                 chroot=dict(type='bool', default=True),
+                user=dict(type='str', default='root'),
             )),
         ),
         supports_check_mode=True,

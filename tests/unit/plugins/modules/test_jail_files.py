@@ -3,13 +3,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Tests of jailhost.jails.jail_files: its pure functions, then the module against real files in a
-temporary jail root (only run_command, for the validate commands, is replaced). The module needs
-root (it sets owners); `make test` runs as root, as CI does."""
+temporary jail root (only run_command and jailsafe.run, for the validate commands, are replaced).
+The module needs root (it sets owners, and jailsafe acts only on root-owned roots below
+root-only directories: the jail is made under /var/lib, not /tmp); `make test` runs as root, as CI
+does."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +28,7 @@ from ansible_collections.jailhost.jails.plugins.module_utils.jail_files import (
     parse_id_file,
     parse_mode,
 )
+from ansible_collections.jailhost.jails.plugins.module_utils import jailsafe
 from ansible_collections.jailhost.jails.plugins.modules import jail_files
 
 USERS = {'root': 0, 'www-data': 33}
@@ -104,8 +110,19 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='the module sets owner
 
 
 @pytest.fixture
-def jail(tmp_path, monkeypatch):
-    root = tmp_path / 'root'
+def base():
+    """A root-owned directory only root can write to, as jailsafe.check_root wants above a root."""
+    if os.geteuid() != 0:
+        pytest.skip('the module sets owners and acts only on root-owned jail roots: it needs root')
+    path = Path(tempfile.mkdtemp(prefix='jailhost-unit-', dir='/var/lib'))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
+def jail(base, monkeypatch):
+    root = base / 'root'
     (root / 'etc/apache2/mods-available').mkdir(parents=True)
     (root / 'etc/apache2/mods-enabled').mkdir()
     (root / 'etc/apache2/sites-enabled').mkdir()
@@ -120,6 +137,12 @@ def jail(tmp_path, monkeypatch):
         calls.append(list(args))
         return results.get('validate', (0, 'Syntax OK', ''))
 
+    def confined(root_path, argv, **kwargs):
+        calls.append(dict(root=root_path, argv=list(argv), **kwargs))
+        if 'confinement' in results:
+            raise jailsafe.JailSafeError(results['confinement'])
+        return results.get('validate', (0, 'Syntax OK', ''))
+
     def leave(self, **result):
         raise ModuleExit(result)
 
@@ -129,6 +152,7 @@ def jail(tmp_path, monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, 'exit_json', leave)
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail)
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
+    monkeypatch.setattr(jailsafe, 'run', confined)
     return {'root': root, 'calls': calls, 'results': results}
 
 
@@ -183,7 +207,9 @@ def test_check_mode_then_write_then_nothing_to_do(jail):
 
     first = run(jail, files=CONFIG, validate=VALIDATE)
     assert first['changed'] is True and first['validated'] is True
-    assert jail['calls'] == [['chroot', str(root), '/usr/sbin/apache2', '-t']]
+    # Run confined in the jail root: root of the jail without capabilities, no network.
+    assert jail['calls'] == [dict(root=str(root), argv=['/usr/sbin/apache2', '-t'], user='root', caps=(),
+                                  network='none')]
     assert (root / 'etc/apache2/ports.conf').read_text() == 'Listen 10.42.0.10:80\n'
     key = os.stat(root / 'etc/apache2/tls/site.key')
     assert stat.S_IMODE(key.st_mode) == 0o600
@@ -239,8 +265,8 @@ def test_purge_removes_undeclared_matches_only(jail):
 
 
 @needs_root
-def test_a_symlink_in_the_jail_never_leads_a_write_out_of_it(jail, tmp_path):
-    host_dir = tmp_path / 'host-etc'
+def test_a_symlink_in_the_jail_never_leads_a_write_out_of_it(jail, base):
+    host_dir = base / 'host-etc'
     host_dir.mkdir()
     (host_dir / 'passwd').write_text('host\n')
     os.rename(jail['root'] / 'etc/apache2', jail['root'] / 'etc/apache2.real')
@@ -251,8 +277,8 @@ def test_a_symlink_in_the_jail_never_leads_a_write_out_of_it(jail, tmp_path):
 
 
 @needs_root
-def test_a_file_that_is_a_link_is_replaced_not_followed(jail, tmp_path):
-    outside = tmp_path / 'outside'
+def test_a_file_that_is_a_link_is_replaced_not_followed(jail, base):
+    outside = base / 'outside'
     outside.write_text('host file\n')
     os.symlink(str(outside), jail['root'] / 'etc/apache2/envvars')
     run(jail, files=[{'path': '/etc/apache2/envvars', 'content': 'export A=1\n', 'mode': '0600'}])
@@ -286,18 +312,18 @@ def test_host_commands_and_absent(jail):
 
 
 @needs_root
-def test_link_targets_are_resolved_inside_the_jail(jail, tmp_path):
+def test_link_targets_are_resolved_inside_the_jail(jail, base):
     from ansible_collections.jailhost.jails.plugins.module_utils.jail_files import Jail
     root = jail['root']
     (root / 'usr/lib/php').mkdir(parents=True)
     (root / 'usr/lib/php/x.so').write_text('')
     os.symlink('usr/lib', root / 'lib')
-    (tmp_path / 'outside').write_text('')
-    os.symlink(str(tmp_path), root / 'escape')
+    (base / 'outside').write_text('')
+    os.symlink(str(base), root / 'escape')
     found = Jail(str(root))
     assert found.exists('/lib/php/x.so') and found.exists('/etc/../../lib/php/x.so')
     assert not found.exists('/lib/php/y.so') and not found.exists('/etc/passwd/x')
-    # An absolute link target is the jail's, not the host's: tmp_path/outside is not seen.
+    # An absolute link target is the jail's, not the host's: base/outside is not seen.
     assert not found.exists('/escape/outside')
     os.symlink('loop', root / 'loop')
     assert not found.exists('/loop')
@@ -313,3 +339,72 @@ def test_a_link_to_a_file_of_the_same_task(jail):
     assert not result.get('failed'), result
     assert (jail['root'] / 'etc/apache2/conf-enabled/jailhost.conf').read_text() == 'ServerTokens Prod\n'
     assert not run(jail, files=files)['changed']
+
+
+@needs_root
+def test_a_link_planted_after_the_plan_is_refused_and_everything_rolled_back(jail, base, monkeypatch):
+    from ansible_collections.jailhost.jails.plugins.module_utils import jail_files as utils
+    root = jail['root']
+    host_dir = base / 'host-etc'
+    host_dir.mkdir()
+    original = utils.plan
+
+    def plan_then_swap(found, entries):
+        changes = original(found, entries)
+        # The jail replaces a checked directory by a link to a host directory between our checks and the writes.
+        os.rename(root / 'etc/apache2/sites-enabled', root / 'etc/apache2/sites-enabled.real')
+        os.symlink(str(host_dir), root / 'etc/apache2/sites-enabled')
+        return changes
+
+    monkeypatch.setattr(utils, 'plan', plan_then_swap)
+    result = run(jail, files=[{'path': '/etc/apache2/ports.conf', 'content': 'Listen 81\n'},
+                              {'path': '/etc/apache2/sites-enabled/site.conf', 'content': 'owned\n'}])
+    assert result['failed'] is True and 'writing the files failed' in result['msg']
+    assert 'Too many levels of symbolic links' in result['msg']
+    # Nothing was written through the link; what was written before it is rolled back (the rollback
+    # refuses the link too, and says so).
+    assert os.listdir(host_dir) == []
+    assert (root / 'etc/apache2/ports.conf').read_text() == 'Listen 80\n'
+
+
+@needs_root
+def test_validate_as_a_jail_user(jail):
+    result = run(jail, files=CONFIG, validate=[{'argv': ['/usr/bin/php', '-l', '/x.php'], 'user': 'www-data'}])
+    assert result['validated'] is True
+    assert jail['calls'][-1] == dict(root=str(jail['root']), argv=['/usr/bin/php', '-l', '/x.php'],
+                                     user='www-data', caps=(), network='none')
+
+
+@pytest.mark.parametrize('validate, message', [
+    ([{'argv': ['/bin/true'], 'user': 'nobody'}], "user 'nobody' does not exist in the jail's /etc/passwd"),
+    ([{'argv': ['/bin/true'], 'user': 'www-data', 'chroot': False}], 'user is only for commands run in the jail'),
+])
+@needs_root
+def test_validate_errors_come_before_any_change(jail, validate, message):
+    before = snapshot(jail['root'])
+    result = run(jail, files=CONFIG, validate=validate)
+    assert result['failed'] is True and message in result['msg']
+    assert snapshot(jail['root']) == before and jail['calls'] == []
+
+
+@needs_root
+def test_a_test_that_cannot_be_confined_rolls_back(jail):
+    before = snapshot(jail['root'])
+    jail['results']['confinement'] = 'cannot confine /usr/sbin/apache2 in /x: unshare: Operation not permitted'
+    result = run(jail, files=CONFIG, validate=VALIDATE)
+    assert result['failed'] is True and result['rc'] is None
+    assert result['msg'].startswith('the test /usr/sbin/apache2 -t could not run (every change was rolled back)')
+    assert snapshot(jail['root']) == before
+
+
+@needs_root
+def test_the_jail_passwd_is_read_inside_the_jail(jail):
+    # /etc/passwd of the jail is a link to an absolute path: it resolves inside the jail, never to the host's.
+    root = jail['root']
+    (root / 'etc/passwd').unlink()
+    (root / 'etc/passwd').symlink_to('/etc/passwd.jail')
+    (root / 'etc/passwd.jail').write_text('root:x:0:0::/root:/bin/sh\nweb:x:1234:1234::/:/bin/sh\n')
+    result = run(jail, check_mode=True, files=[{'path': '/etc/x', 'content': 'x', 'owner': 'web'}])
+    assert result['changed'] is True and not result.get('failed')
+    result = run(jail, check_mode=True, files=[{'path': '/etc/x', 'content': 'x', 'owner': 'www-data'}])
+    assert result['failed'] and "owner 'www-data' of /etc/x does not exist" in result['msg']
