@@ -670,9 +670,16 @@ def _setup_root(root: str, mounts: list, want_proc: bool) -> None:
                 _mount('proc', where, 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
             else:
                 _mount(item.source, where, None, MS_BIND)
-                _mount(None, where, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
         finally:
             os.close(fd)
+        if item.kind == 'bind-ro':
+            # FD is the mount point under the new bind; the remount needs the bind itself, which a
+            # fresh resolution from the root reaches (it crosses into the mount on top).
+            fd = open_in(rootfd, item.target, os.O_PATH)
+            try:
+                _mount(None, f'/proc/self/fd/{fd}', None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            finally:
+                os.close(fd)
     devfd = open_in(rootfd, 'dev', os.O_RDONLY | os.O_DIRECTORY)
     try:
         for name, major, minor in DEV_NODES:
