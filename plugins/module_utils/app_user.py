@@ -23,11 +23,13 @@ import re
 import stat
 from dataclasses import dataclass, field
 
+from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAIL_NAME_RE, valid_jail_name
+
 # Debian's user-name rules (adduser's NAME_REGEX without the trailing '$' of machine accounts),
 # at most 32 characters: no '/', no '.', no upper case, so never a path component like '..'.
 NAME_RE = re.compile(r'[a-z][a-z0-9_-]{0,31}')
-# A jail name as the sandbox module accepts it.
-JAIL_RE = re.compile(r'[a-z][a-z0-9-]{0,31}')
+# A jail name: the one rule of the collection (jailsafe.valid_jail_name).
+JAIL_RE = JAIL_NAME_RE
 # uids/gids below FIRST_REGULAR_ID are Debian's system range (0-99 static, 100-999 dynamic system
 # accounts); 60000-64999 are reserved by Debian policy, 65534 is nobody.
 FIRST_REGULAR_ID = 1000
@@ -162,8 +164,8 @@ def validate_name(name: str) -> str:
 
 
 def validate_jail(jail: str | None) -> str | None:
-    if jail is not None and not JAIL_RE.fullmatch(jail):
-        raise AppUserError(f'jail {jail!r} is not a jail name (^[a-z][a-z0-9-]*$, at most 32 characters)')
+    if jail is not None and not valid_jail_name(jail):
+        raise AppUserError(f'jail {jail!r} is not a jail name (a lower-case letter, then lower-case letters, digits and "-", at most 32 characters)')
     return jail
 
 

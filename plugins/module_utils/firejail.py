@@ -42,6 +42,8 @@ import json
 import os
 import re
 
+from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAIL_NAME_MAX, JAIL_NAME_RE, valid_jail_name
+
 FIREJAIL = '/usr/bin/firejail'
 RUN_DIR = '/run/firejail'
 JAILS_DIR = '/var/lib/jailhost/jails'
@@ -50,8 +52,9 @@ UNIT_PREFIX = 'jailhost-'
 # One JSON file per jail declared with the sandbox module: name, ip, bridge, root, unit, profile.
 META_DIR = '/etc/jailhost/sandboxes'
 
-NAME_RE = re.compile(r'^[a-z][a-z0-9-]*$')
-NAME_MAX = 32
+# The one jail name rule of the collection (jailsafe.valid_jail_name); NAME_RE is its alias.
+NAME_RE = JAIL_NAME_RE
+NAME_MAX = JAIL_NAME_MAX
 # Linux interface names: at most 15 characters (IFNAMSIZ - 1).
 IFNAME_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_.-]{0,14}$')
 VETH_PREFIX = 'fj-'
@@ -165,9 +168,9 @@ def validate_spec(spec) -> list[str]:
     else:
         if len(name) > NAME_MAX:
             errors.append(f'name {name!r} is longer than {NAME_MAX} characters')
-        if name.isdigit():
+        elif name.isdigit():
             errors.append(f'name {name!r} is all digits: firejail would take it for a PID')
-        elif not NAME_RE.match(name):
+        elif not valid_jail_name(name):
             errors.append(f'name {name!r} must match {NAME_RE.pattern}')
 
     bridge = spec.get('bridge')

@@ -20,8 +20,8 @@ import os
 import shutil
 import stat
 
-# One jail name rule for the whole collection (the sandbox module's).
-from ansible_collections.jailhost.jails.plugins.module_utils.firejail import NAME_RE
+# One jail name rule for the whole collection (jailsafe's).
+from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAIL_NAME_RE, valid_jail_name
 
 UNIT_DIR = '/etc/systemd/system'
 # firejail --chroot wants a root-owned root that is not group/world-writable.
@@ -36,8 +36,8 @@ class JailRootError(Exception):
 
 
 def check_params(name: str, jails_dir: str, base: str | None, state: str) -> None:
-    if not NAME_RE.match(name or ''):
-        raise JailRootError(f'name {name!r} must match {NAME_RE.pattern}')
+    if not valid_jail_name(name):
+        raise JailRootError(f'name {name!r} must match {JAIL_NAME_RE.pattern}')
     for label, path in (('jails_dir', jails_dir), ('base', base)):
         if path is None:
             continue
