@@ -259,7 +259,7 @@ def write_file(root: str, path: str, data: bytes, mode: int = 0o644, uid: int = 
     set through the descriptor. No link is followed on the way; the parent must exist. Returns
     whether anything changed (content, owner or mode)."""
     rel = relative(path)
-    parent, _, name = rel.rpartition('/')
+    parent, _sep, name = rel.rpartition('/')
     if not name:
         raise JailSafeError(f'invalid jail file path {path!r}')
     rootfd = open_root(root)
@@ -311,7 +311,7 @@ def write_file(root: str, path: str, data: bytes, mode: int = 0o644, uid: int = 
 def remove_file(root: str, path: str) -> bool:
     """Remove a jail file or link (never what a link points to); False if it did not exist."""
     rel = relative(path)
-    parent, _, name = rel.rpartition('/')
+    parent, _sep, name = rel.rpartition('/')
     rootfd = open_root(root)
     try:
         try:
@@ -765,7 +765,7 @@ class Confinement:
         pid = os.fork()
         if pid:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
+            _pid, status = os.waitpid(pid, 0)
             os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         block_imports()
@@ -837,7 +837,7 @@ def run(root: str, argv, *, user: str = 'root', caps=(), network: str = 'none', 
     selector.register(er_r, selectors.EVENT_READ, err)
     open_fds = 2
     while open_fds:
-        for key, _ in selector.select():
+        for key, _events in selector.select():
             chunk = os.read(key.fd, 65536)
             if chunk:
                 key.data.append(chunk)
@@ -845,7 +845,7 @@ def run(root: str, argv, *, user: str = 'root', caps=(), network: str = 'none', 
                 selector.unregister(key.fd)
                 os.close(key.fd)
                 open_fds -= 1
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     setup_error = _read_all(setup_r).decode('utf-8', 'replace')
     if setup_error:
         raise JailSafeError(f'cannot confine {argv[0]} in {root}: {setup_error}')
@@ -925,7 +925,7 @@ def enter(sandbox_pid: int, user: str, argv, env: dict, expect: tuple[int, int] 
         signal.signal(sig, forward)
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            _pid, status = os.waitpid(pid, 0)
             break
         except ChildProcessError:
             return 1
@@ -1010,7 +1010,7 @@ def main(args=None) -> int:
         confinement = Confinement(single['--root'], positional, user=single['--user'], caps=options['--cap'],
                                   network=single['--network'], env=env, mounts=mounts, cwd=single['--cwd'])
         pid, setup_r = spawn(confinement)
-        _, status = os.waitpid(pid, 0)
+        _pid, status = os.waitpid(pid, 0)
         setup_error = _read_all(setup_r).decode('utf-8', 'replace')
         if setup_error:
             raise JailSafeError(f'cannot confine {positional[0]} in {single["--root"]}: {setup_error}')
@@ -1021,4 +1021,4 @@ def main(args=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main())  # pylint: disable=ansible-bad-function

@@ -23,10 +23,10 @@ description:
   - The home (the application's directory) is created owned by the user with O(home_mode) (0750 or
     stricter) in the jail root (C(<jails_dir>/<jail>/root<home>) on the host). The home in the
     host's passwd is not that directory, which the application's workers can write, but
-    C(/var/lib/jailhost/login-home), empty and owned by root (created by the module): host-side
+    C(/var/lib/jailhost/login-home), empty and owned by root (created by the module), so host-side
     programs of a login (pam_env user files, the systemd user manager) find nothing planted
     there. Changing the home of an existing user needs it to have no process on the host (an
-    owner's SSH session): C(usermod) refuses a busy user.
+    owner's SSH session), as C(usermod) refuses a busy user.
   - uid and gid are allocated from O(uid_range) when not given, and stay stable across runs; an
     existing user keeps its ids, and a user re-created over a kept home gets the home owner's uid
     back when it is free. gid equals uid when that number is free for groups too.

@@ -15,7 +15,7 @@ description:
     filesystem (or removes them), in one task, comparing each with what is there first. A run with
     nothing to change writes nothing and runs no command.
   - When something changed, the commands of O(validate) run (by default in the jail root,
-    confined, e.g. C(apache2ctl -t)). If one fails, every change of this task is undone (files get
+    confined, e.g. C(apache2 -t)). If one fails, every change of this task is undone (files get
     their previous content, mode and owner back; created files, links and directories are removed)
     and the task fails with the command's output. A daemon that reads its configuration only at a
     reload keeps running with the previous one.
@@ -161,7 +161,10 @@ options:
       user:
         description:
           - The user of the jail's C(/etc/passwd) the command runs as, with O(validate[].chroot=true)
-            only. V(root) is root of the jail, without capabilities.
+            only. V(root) is root of the jail, without capabilities. It owns the root's files, but
+            cannot change an owner, read another user's private file or write where only another
+            user may (C(apache2ctl -t) fails for that reason; run C(apache2 -t) after sourcing
+            C(/etc/apache2/envvars)).
         type: str
         default: root
 notes:
@@ -193,7 +196,9 @@ EXAMPLES = r"""
       - path: /etc/apache2/sites-enabled
         patterns: ["*.conf"]
     validate:
-      - argv: [/usr/sbin/apache2ctl, -t]
+      # Not apache2ctl -t: it changes the owner of its run directory, which root of the jail
+      # without capabilities cannot do.
+      - argv: [/bin/sh, -c, '. /etc/apache2/envvars && mkdir -p "$APACHE_RUN_DIR" && exec /usr/sbin/apache2 -t']
   register: web_config
 
 - name: A PHP setting, tested by the PHP of the jail as www-data
