@@ -117,11 +117,23 @@ def test_the_other_tenants_files_are_unreadable_on_the_host(host):
     def read_as(uid, gid, path):
         return host.run(f"setpriv --reuid={uid} --regid={gid} --clear-groups cat {path}")
 
+    # The jails directory is root's alone (0700, docs/security.md "Host accounts and jail uids"):
+    # no host account reaches any jail's files, the owner's included.
     for path in beta_files:
-        assert read_as(beta_uid, beta_gid, path).rc == 0, path  # control: the owner can
-        denied = read_as(alpha_uid, alpha_gid, path)
-        assert denied.rc == 1 and "Permission denied" in denied.stderr, path
-    assert "beta-Secret-2" in read_as(beta_uid, beta_gid, beta_files[1]).stdout
+        for uid, gid in ((alpha_uid, alpha_gid), (beta_uid, beta_gid)):
+            denied = read_as(uid, gid, path)
+            assert denied.rc == 1 and "Permission denied" in denied.stderr, (path, uid)
+    # Below it, the files themselves keep the tenants apart: with the jails directory opened for
+    # traversal (0711) for these reads, the owner reads them (control) and the other tenant does not.
+    host.run_expect([0], f"chmod 0711 {JAILS}")
+    try:
+        for path in beta_files:
+            assert read_as(beta_uid, beta_gid, path).rc == 0, path
+            denied = read_as(alpha_uid, alpha_gid, path)
+            assert denied.rc == 1 and "Permission denied" in denied.stderr, path
+        assert "beta-Secret-2" in read_as(beta_uid, beta_gid, beta_files[1]).stdout
+    finally:
+        host.run_expect([0], f"chmod 0700 {JAILS}")
 
 
 @pytest.fixture
