@@ -87,7 +87,7 @@ def install(root: Path, path: str) -> None:
     shutil.copy2(os.path.realpath(path), dest)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def base():
     if os.geteuid() != 0:
         pytest.skip(NOT_ROOT)
@@ -97,9 +97,10 @@ def base():
     shutil.rmtree(path)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def root(base):
-    """The tiny jail root (shared by the tests of this file; tests that change it undo it)."""
+    """The tiny jail root, one per test (ansible-test units runs each test in a fork of its own, where
+    the teardown of a wider fixture would not run)."""
     root = base / 'root'
     files = set(PROGRAMS)
     for program in PROGRAMS:
@@ -116,7 +117,7 @@ def root(base):
     return root
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def probe(root, base):
     """/usr/local/bin/probe in the root, compiled at test time (skipped without gcc)."""
     gcc = shutil.which('gcc')
