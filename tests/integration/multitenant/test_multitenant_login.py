@@ -78,7 +78,7 @@ def test_no_capabilities_and_no_new_privileges(session):
 
 
 # Syscalls an attacker with the owner's login would use to reach kernel code the jail's Apache
-# cannot: each must fail with EPERM under the session's seccomp filter (app-enter's loader), while
+# cannot: each must fail with EPERM under the session's seccomp filter (jailsafe's, set by app-enter), while
 # an allowed syscall (getpid) works in the same process.
 SYSCALL_PROBE = r"""
 import ctypes, json, platform
