@@ -14,6 +14,7 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAIL_NAME_RE
 
 DOCUMENTATION = r"""
 name: apps_plan
@@ -53,7 +54,8 @@ _value:
   type: dict
 """
 
-NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# An app's name is its jail's name: the collection's one jail name rule.
+NAME_RE = JAIL_NAME_RE
 USER_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 DB_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 DOMAIN_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")

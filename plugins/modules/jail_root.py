@@ -43,7 +43,9 @@ requirements:
   - systemd and overlayfs on the host; the module runs as root
 options:
   name:
-    description: The jail name, C(^[a-z][a-z0-9-]*$).
+    description:
+      - The jail name, C(^[a-z][a-z0-9-]*$), at most 32 characters (the collection's one jail name
+        rule, also the test C(jailhost.jails.jail_name)).
     type: str
     required: true
   jails_dir:

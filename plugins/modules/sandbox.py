@@ -53,7 +53,8 @@ options:
   name:
     description:
       - Name of the jail, the firejail sandbox and the unit C(jailhost-<name>.service).
-      - C(^[a-z][a-z0-9-]*$), at most 32 characters.
+      - C(^[a-z][a-z0-9-]*$), at most 32 characters, not all digits (the collection's one jail name
+        rule, also the test C(jailhost.jails.jail_name)).
     type: str
     required: true
   root:
