@@ -550,6 +550,9 @@ def test_root_in_jail_keyctl_bpf_and_friends_are_filtered(host, root_entry):
     assert host.check_output("hostname") != "owned"
 
 
+CONTROL_DIR = "/usr/local/lib/jailhost-test"
+
+
 def test_setuid_binary_gains_nothing(host, shell):
     """A setuid-root program (planted by the test: a copy of id) runs without privilege."""
     path = f"/usr/local/bin/{MARK}-id"
@@ -558,13 +561,15 @@ def test_setuid_binary_gains_nothing(host, shell):
         rc, stdout, _ = shell.sh(f"{path} -u; {path} -ru; grep -E '^(Uid|NoNewPrivs)' /proc/self/status")
         assert rc == 0
         assert stdout.splitlines()[:2] == ["33", "33"], f"the setuid binary gained privileges: {stdout}"
-        # the same file outside the jail really is setuid-root: the attempt can succeed
-        control = host.check_output(f"setpriv --reuid=33 --regid=33 --clear-groups {WEB_ROOT}{path} -u")
+        # the same file outside the jail really is setuid-root: the attempt can succeed (a copy
+        # with the same mode in a host directory: the jails directory is root's alone)
+        host.run_expect([0], f"mkdir -p {CONTROL_DIR} && cp -p {WEB_ROOT}{path} {CONTROL_DIR}/{MARK}-id")
+        control = host.check_output(f"setpriv --reuid=33 --regid=33 --clear-groups {CONTROL_DIR}/{MARK}-id -u")
         assert control == "0"
         result = shell.py("attempt('su', lambda: os.popen('su -c id root </dev/null 2>&1').read())")
         assert "uid=0" not in result["su"]["value"]
     finally:
-        host.run(f"rm -f {WEB_ROOT}{path}")
+        host.run(f"rm -f {WEB_ROOT}{path} {CONTROL_DIR}/{MARK}-id")
 
 
 def test_system_v_ipc_of_the_host_is_invisible(host, shell):
