@@ -8,7 +8,6 @@ link of the jail: the converge fails closed, naming the path, and writes nothing
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from attacklib import install_jailenter, jail_run
@@ -61,6 +60,7 @@ except OSError as e:
         print(f"  converge with conf.d -> {canary}: rc {result.returncode}")
         assert result.returncode != 0, output
         assert CONF_D in output and "symbolic link" in output, output
+        print("  " + next(line.strip() for line in output.splitlines() if "symbolic link" in line)[:300])
         assert host.check_output(f"ls -A {canary}") == "", "the converge wrote into the host directory"
         assert host.file(f"{ROOT}{CONF_D}").is_symlink, "the planted link itself is the jail's, left alone"
     finally:
@@ -72,4 +72,4 @@ except OSError as e:
     assert result.returncode == 0, result.stdout + result.stderr
     conf = host.file(f"{ROOT}{CONF_D}/jailhost.conf")
     assert conf.is_file and not host.file(f"{ROOT}{CONF_D}").is_symlink
-    print(f"  conf.d restored by the jail, converge again: ok ({json.dumps(restored)})")
+    print("  conf.d restored by the jail, converge again: ok")
