@@ -58,8 +58,9 @@ LOGIN_DIR = '/etc/jailhost/login'
 # of them. Never the app's directory: that one is writable by the app's own workers, and host-side
 # programs of the user's login (sshd's pam_env user_readenv, the systemd user manager of
 # libpam-systemd, a shell) would read the dotfiles a hijacked app planted there (docs/apps.md).
-# The jail's passwd keeps the real home.
-LOGIN_HOME = '/var/lib/jailhost/login-home'
+# The jail's passwd keeps the real home. Not under the jails' directory (/var/lib/jailhost), which
+# may be root-only: sshd and pam_env must reach the home as the user.
+LOGIN_HOME = '/var/lib/jailhost-login-home'
 # Every app user is in this host group; sshd's Match Group block for it (apps role) forbids
 # forwarding and passwords and forces the sandboxed login.
 APPS_GROUP = 'jailhost-apps'
@@ -502,8 +503,20 @@ def host_home_of(params: dict, root: str | None) -> str:
 
 
 def ensure_login_home(runner: Runner) -> None:
-    """LOGIN_HOME: a real directory (never a link) owned by root, mode 0755."""
+    """LOGIN_HOME: a real directory (never a link) owned by root, mode 0755, below directories only
+    root can change."""
     path = HOST_PREFIX + LOGIN_HOME
+    parent = os.path.dirname(LOGIN_HOME)
+    while True:
+        where = HOST_PREFIX + parent if parent != '/' else HOST_PREFIX or '/'
+        if os.path.lexists(where):
+            st = os.lstat(where)
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+                raise AppUserError(f'{where} (above {LOGIN_HOME}) must be a directory owned by root and writable by '
+                                   'root only')
+        if parent == '/':
+            break
+        parent = os.path.dirname(parent)
     if not os.path.lexists(path):
         runner.makedirs(path, 0o755)
         return

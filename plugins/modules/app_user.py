@@ -23,7 +23,7 @@ description:
   - The home (the application's directory) is created owned by the user with O(home_mode) (0750 or
     stricter) in the jail root (C(<jails_dir>/<jail>/root<home>) on the host). The home in the
     host's passwd is not that directory, which the application's workers can write, but
-    C(/var/lib/jailhost/login-home), empty and owned by root (created by the module), so host-side
+    C(/var/lib/jailhost-login-home), empty and owned by root (created by the module), so host-side
     programs of a login (pam_env user files, the systemd user manager) find nothing planted
     there. Changing the home of an existing user needs it to have no process on the host (an
     owner's SSH session), as C(usermod) refuses a busy user.
@@ -181,7 +181,7 @@ home:
   sample: /srv/shop
 host_home:
   description: The home as seen on the host (through the jail's root mount); not the home in the
-    host's passwd, which is C(/var/lib/jailhost/login-home) for a user of a jail.
+    host's passwd, which is C(/var/lib/jailhost-login-home) for a user of a jail.
   returned: always
   type: str
   sample: /var/lib/jailhost/jails/shop/root/srv/shop

@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 KEY = HERE.parents[2] / ".cache" / "multitenant" / "alpha_owner_key"
 OUTPUT = HERE.parents[1] / "output"
 JAILS = "/var/lib/jailhost/jails"
-LOGIN_HOME = "/var/lib/jailhost/login-home"
+LOGIN_HOME = "/var/lib/jailhost-login-home"
 ENTER = "/usr/local/libexec/jailhost/app-enter"
 # In the jail: the trojans' record, and what they plant; on the host: the canary of an escape and
 # the record of anything loaded or run on the host side of a login.
@@ -388,6 +388,10 @@ def test_the_host_account_has_an_empty_root_owned_home(host):
     assert entry[5] == LOGIN_HOME and entry[6] == "/usr/local/sbin/jailhost-app-login"
     assert host.check_output(f"stat -c '%u %g %a %F' {LOGIN_HOME}") == "0 0 755 directory"
     assert host.check_output(f"ls -A {LOGIN_HOME}") == ""
+    # ... and reachable by the user (sshd changes into it, pam_env would read it: the control below
+    # shows that it does).
+    uid = host.check_output("id -u alpha")
+    host.run_expect([0], f"setpriv --reuid={uid} --regid={uid} --clear-groups ls -A {LOGIN_HOME}")
     # The jail's passwd keeps the real home; sshd reads keys from root's directory only.
     assert ":/srv/alpha:" in host.check_output(f"grep '^alpha:' {JAILS}/alpha/root/etc/passwd")
     sshd = host.check_output("sshd -T -C user=alpha,host=client,addr=10.254.0.1")

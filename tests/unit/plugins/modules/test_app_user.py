@@ -450,3 +450,9 @@ def test_a_host_home_in_the_jail_moves_to_the_login_home(lab):
     login_home.symlink_to(jail_root / 'srv/shop')
     failed = run(lab, name='shop', jail='shop', shell='sandboxed', authorized_keys=[KEY])
     assert failed.get('failed') and 'symbolic link is refused' in failed['msg']
+    # A directory above it that another user could change is refused too.
+    login_home.unlink()
+    os.chmod(login_home.parent, 0o777)
+    failed = run(lab, name='shop', jail='shop', shell='sandboxed', authorized_keys=[KEY])
+    assert failed.get('failed') and 'must be a directory owned by root and writable by root only' in failed['msg']
+    os.chmod(login_home.parent, 0o755)
