@@ -125,7 +125,11 @@ def test_the_other_tenants_files_are_unreadable_on_the_host(host):
             assert denied.rc == 1 and "Permission denied" in denied.stderr, (path, uid)
     # Below it, the files themselves keep the tenants apart: with the jails directory opened for
     # traversal (0711) for these reads, the owner reads them (control) and the other tenant does not.
-    host.run_expect([0], f"chmod 0711 {JAILS}")
+    # (Its parent too when that is root-only: the rootfs role's file task creates a missing parent
+    # with the same 0700.) Modes are put back as they were.
+    opened = [JAILS, JAILS.rsplit("/", 1)[0]]
+    modes = {path: host.check_output(f"stat -c %a {path}") for path in opened}
+    host.run_expect([0], f"chmod 0711 {' '.join(opened)}")
     try:
         for path in beta_files:
             assert read_as(beta_uid, beta_gid, path).rc == 0, path
@@ -133,7 +137,8 @@ def test_the_other_tenants_files_are_unreadable_on_the_host(host):
             assert denied.rc == 1 and "Permission denied" in denied.stderr, path
         assert "beta-Secret-2" in read_as(beta_uid, beta_gid, beta_files[1]).stdout
     finally:
-        host.run_expect([0], f"chmod 0700 {JAILS}")
+        for path, mode in modes.items():
+            host.run_expect([0], f"chmod {mode} {path}")
 
 
 @pytest.fixture
