@@ -345,21 +345,21 @@ echo json_encode($done);
 def host_login_environ(host, command: str = "sleep 4") -> dict:
     """The environment of the host side of a running login (the login shell exec'd sudo: its
     initial environment is what sshd and PAM gave the session)."""
-    session = subprocess.Popen(["ssh", "-i", str(KEY), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                                "-o", "LogLevel=ERROR", f"alpha@{public_address(host)}", command],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        pid = ""
-        deadline = time.monotonic() + 15
-        while not pid and time.monotonic() < deadline:
-            time.sleep(0.3)
-            pid = host.run(f"pgrep -o -f '^/usr/bin/sudo -n {ENTER}'").stdout.strip()
-        assert pid, "no host-side login process found"
-        raw = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
-        return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
-    finally:
-        session.communicate(timeout=60)
+    with subprocess.Popen(["ssh", "-i", str(KEY), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                           "-o", "LogLevel=ERROR", f"alpha@{public_address(host)}", command],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as session:
+        try:
+            pid = ""
+            deadline = time.monotonic() + 15
+            while not pid and time.monotonic() < deadline:
+                time.sleep(0.3)
+                pid = host.run(f"pgrep -o -f '^/usr/bin/sudo -n {ENTER}'").stdout.strip()
+            assert pid, "no host-side login process found"
+            raw = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+            return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+        finally:
+            session.communicate(timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -58,22 +58,24 @@ def sandbox():
         (root / trojan).write_text(TROJAN)
         os.chmod(root / trojan, 0o755)
     os.chmod(root, 0o755)
-    holder = subprocess.Popen(['unshare', '--mount', '--pid', '--fork', '--ipc', '--uts', '--net', f'--root={root}',
-                               '--mount-proc', '/bin/sh', '-c', 'read line'], stdin=subprocess.PIPE)
     try:
-        child = None
-        for _ in range(100):
-            found = subprocess.run(['pgrep', '-P', str(holder.pid)], capture_output=True, text=True,
-                                   check=False).stdout.split()
-            if found and os.readlink(f'/proc/{found[0]}/ns/pid') != os.readlink('/proc/self/ns/pid'):
-                child = int(found[0])
-                break
-            subprocess.run(['sleep', '0.05'], check=False)
-        assert child, 'the sandbox did not start'
-        yield child, root
+        with subprocess.Popen(['unshare', '--mount', '--pid', '--fork', '--ipc', '--uts', '--net', f'--root={root}',
+                               '--mount-proc', '/bin/sh', '-c', 'read line'], stdin=subprocess.PIPE) as holder:
+            try:
+                child = None
+                for _ in range(100):
+                    found = subprocess.run(['pgrep', '-P', str(holder.pid)], capture_output=True, text=True,
+                                           check=False).stdout.split()
+                    if found and os.readlink(f'/proc/{found[0]}/ns/pid') != os.readlink('/proc/self/ns/pid'):
+                        child = int(found[0])
+                        break
+                    subprocess.run(['sleep', '0.05'], check=False)
+                assert child, 'the sandbox did not start'
+                yield child, root
+            finally:
+                holder.stdin.close()  # the sandbox's shell reads end of file and exits
+                holder.wait(timeout=10)
     finally:
-        holder.stdin.close()
-        holder.wait(timeout=10)
         shutil.rmtree(base)
 
 
