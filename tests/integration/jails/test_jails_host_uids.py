@@ -32,8 +32,8 @@ def test_jails_and_base_directories_are_root_only(host):
     for path in (JAILS_DIR, BASE_DIR):
         directory = host.file(path)
         assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o700), path
-    # Their parent, the collection's own directory, stays traversable (the app owners' host home
-    # is in it): the file module would have given it 0700 when it created it with them.
+    # Their parent, the collection's own directory, keeps the usual mode: the file module would have
+    # given it their 0700 when it created it with them.
     parent = host.file("/var/lib/jailhost")
     assert (parent.user, parent.mode) == ("root", 0o755)
 
