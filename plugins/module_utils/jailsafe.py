@@ -688,6 +688,12 @@ def _setup_root(root: str, mounts: list, want_proc: bool) -> None:
         os.mkdir('pts', 0o755, dir_fd=devfd)
         os.mkdir('shm', 0o1777, dir_fd=devfd)
         os.chmod('shm', 0o1777, dir_fd=devfd)
+        # POSIX shared memory of its own (initdb's bootstrap needs about 1 MiB of it), bounded.
+        shmfd = os.open('shm', os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=devfd)
+        try:
+            _mount('tmpfs', f'/proc/self/fd/{shmfd}', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777,size=64m')
+        finally:
+            os.close(shmfd)
         os.symlink('/proc/self/fd', 'fd', dir_fd=devfd)
         for number, name in enumerate(('stdin', 'stdout', 'stderr')):
             os.symlink(f'/proc/self/fd/{number}', name, dir_fd=devfd)

@@ -177,6 +177,16 @@ def test_a_jail_user_has_no_capability_no_new_privs_and_the_filter(root):
     assert status['NoNewPrivs'] == '1' and status['Seccomp'] == '2'
 
 
+def test_dev_shm_is_a_bounded_tmpfs_of_its_own(root):
+    """initdb (run by postgresql's postinst) needs POSIX shared memory: /dev/shm is a 64 MiB tmpfs
+    a jail user can write, not a directory of the 1 MiB /dev."""
+    rc, out, err = jailsafe.run(str(root), ['/bin/sh', '-c', 'echo x > /dev/shm/probe && cat /proc/self/mountinfo'],
+                                user='nobody')
+    assert rc == 0, err
+    shm = [line for line in out.splitlines() if line.split()[4] == '/dev/shm']
+    assert len(shm) == 1 and ' tmpfs ' in shm[0] and 'size=65536k' in shm[0], out
+
+
 def test_id_runs_as_the_jail_user_of_the_jail_passwd(root):
     rc, out, _err = jailsafe.run(str(root), ['/usr/bin/id'], user='nobody')
     assert rc == 0 and out.startswith('uid=65534(nobody) gid=65534(nogroup)')
