@@ -257,6 +257,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.jailhost.jails.plugins.module_utils import firejail as fj
+from ansible_collections.jailhost.jails.plugins.module_utils import jailsafe
 
 FIREJAIL_CONFIG = "/etc/firejail/firejail.config"
 CHROOT_DIRS = ("dev", "etc", "proc", "tmp", "var", "var/tmp")
@@ -340,7 +341,14 @@ class Sandbox:
             path = os.path.join(root, sub)
             if os.path.islink(path) or not os.path.isdir(path):
                 self.fail(f"root {root} is not a usable chroot: {sub} must be a real directory")
-        if not os.path.exists(os.path.join(root, self.params["command"][0].lstrip("/"))):
+        # Resolved as the jail would (a link never leads the host out of the root).
+        try:
+            rootfd = jailsafe.open_root(root)
+            try:
+                os.close(jailsafe.open_in(rootfd, self.params["command"][0], os.O_PATH, follow=True))
+            finally:
+                os.close(rootfd)
+        except (OSError, jailsafe.JailSafeError):
             self.fail(f"command {self.params['command'][0]} does not exist in the jail root {root}")
 
     def check_unique_ip(self, ip: str) -> None:
