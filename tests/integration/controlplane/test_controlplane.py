@@ -15,7 +15,9 @@ wait for us. Here both jails of the full stack get, as their root would plant th
 
 Then the operations run as an operator runs them: ``jail_packages`` installs and removes a
 package in the web jail, ``site.yml`` converges with changed settings of both jails,
-``backup.yml`` dumps the database, ``update.yml`` upgrades every jail. The suite passes when
+``backup.yml`` dumps the database, ``restore.yml`` restores it over the data, ``update.yml``
+upgrades every jail, ``remove-jail.yml`` purges a throwaway jail whose root links to a host
+directory. The suite passes when
 
 * every recorded process ran confined: no_new_privs, a seccomp filter, none of the capabilities
   that leave a root (sys_admin, sys_chroot, sys_ptrace, dac_read_search, sys_module) in its
@@ -190,6 +192,48 @@ def test_backup_runs_pg_dump_confined(host, planted, tmp_path):
     assert "pg_dump" in {Path(record["exe"]).name for record in new}
     bad = [record for record in new if escaping(record)]
     assert not bad, bad
+
+
+def test_restore_runs_pg_restore_confined(host, planted, tmp_path):
+    """restore.yml over the data (the backup just made, overwrite on): psql and pg_restore of the
+    db jail run confined; the page still has its rows."""
+    before = len(records(host))
+    result = run_tagged(host, tmp_path, "restore", playbook="restore", extra={"backup_restore_overwrite": True})
+    assert result.returncode == 0, result.stdout[-3000:]
+    new = records(host)[before:]
+    assert {"pg_restore", "psql"} <= {Path(record["exe"]).name for record in new}
+    bad = [record for record in new if escaping(record)]
+    assert not bad, bad
+    wait_until(lambda: site_serves_rows(host, VARS["apache_vhosts"][0]["server_name"]), 120)
+
+
+def test_remove_jail_purge_follows_no_link_of_the_jail(host, planted, tmp_path):
+    """A throwaway jail whose root plants a link to a host directory (and the recorder); then
+    remove-jail.yml with purge. The host directory behind the link keeps its file (control: from
+    the host, the link leads to it, so a delete that followed links would have removed it)."""
+    jail, directory = "cpx", f"{JAILS}/cpx"
+    extra = {k: v for k, v in VARS.items() if k != "rootfs_jails"}
+    added = run_play(host, {
+        "become": True,
+        "roles": [{"role": "jailhost.jails.rootfs",
+                   "vars": {"rootfs_jails": [{"name": "db"}, {"name": "web"}, {"name": jail}]}}],
+        "tasks": [{"name": "Run the throwaway jail", "jailhost.jails.sandbox": {
+            "name": jail, "root": f"{directory}/root", "bridge": VARS["bridge_name"], "ip": "10.42.0.31",
+            "command": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "10.42.0.31"]}}],
+    }, tmp_path, extra_vars=extra)
+    assert added.returncode == 0, added.stdout[-3000:]
+    host.run_expect([0], f"echo keep > {CANARY_DIR}/kept && ln -s {CANARY_DIR} {directory}/root/srv/hostlink "
+                         f"&& ln -s {CANARY_DIR}/kept {directory}/root/srv/hostfile "
+                         f"&& echo /{LIB} > {directory}/root/etc/ld.so.preload "
+                         f"&& cp {ROOTS['web']}/{LIB} {directory}/root/{LIB}")
+    # Control: followed from the host, the links lead to the canary.
+    assert host.check_output(f"cat {directory}/root/srv/hostlink/kept") == "keep"
+    removed = run_playbook(host, "remove-jail", tmp_path,
+                           extra_vars={**VARS, "remove_jail_name": jail, "remove_jail_purge": True})
+    assert removed.returncode == 0, removed.stdout[-3000:]
+    assert host.run(f"test -e {directory}").rc != 0
+    assert host.check_output(f"cat {CANARY_DIR}/kept") == "keep"
+    host.run_expect([0], f"rm -f {CANARY_DIR}/kept")
 
 
 def test_update_runs_apt_confined(host, planted, tmp_path):
