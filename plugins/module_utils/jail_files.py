@@ -292,23 +292,7 @@ class Jail:
 
     def write_file(self, path: str, content: bytes, mode: int, uid: int, gid: int) -> None:
         with self.directory(path) as (dirfd, name):
-            temporary = f'.{name}.jailhost-tmp.{os.getpid()}'
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=dirfd)
-            try:
-                with os.fdopen(fd, 'wb') as handle:
-                    handle.write(content)
-                    handle.flush()
-                    os.fchown(handle.fileno(), uid, gid)
-                    os.fchmod(handle.fileno(), mode)
-                    os.fsync(handle.fileno())
-                os.rename(temporary, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-            except BaseException:
-                try:
-                    os.unlink(temporary, dir_fd=dirfd)
-                except OSError:
-                    pass
-                raise
+            jailsafe.write_at(dirfd, name, content, mode, uid, gid)
 
     def write_link(self, path: str, target: str) -> None:
         with self.directory(path) as (dirfd, name):

@@ -578,17 +578,11 @@ class Jail:
             os.close(rootfd)
 
     def cache_stamp_mtime(self) -> float | None:
-        rootfd = jailsafe.open_root(self.root)
         try:
-            fd = jailsafe.open_in(rootfd, UPDATE_STAMP, os.O_PATH)
-        except OSError:  # missing, or a link: an outdated cache
+            info = jailsafe.stat_file(self.root, UPDATE_STAMP)
+        except jailsafe.JailSafeError:  # a link: an outdated cache
             return None
-        finally:
-            os.close(rootfd)
-        try:
-            return os.fstat(fd).st_mtime
-        finally:
-            os.close(fd)
+        return None if info is None else info.st_mtime
 
     @contextlib.contextmanager
     def services_denied(self):

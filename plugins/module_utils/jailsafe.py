@@ -254,6 +254,46 @@ def read_tail(root: str, path: str, size: int = 8192, offset: int | None = None)
         os.close(rootfd)
 
 
+def write_at(dirfd: int, name: str, data: bytes, mode: int, uid: int, gid: int) -> None:
+    """Replace NAME in the directory DIRFD atomically: a temporary file beside it (never a link
+    followed), owner and mode set through its descriptor, synced, then renamed over NAME."""
+    temporary = f'.{name}.jailhost-tmp.{os.getpid()}'
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                 dir_fd=dirfd)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchown(handle.fileno(), uid, gid)
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.rename(temporary, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    except BaseException:
+        try:
+            os.unlink(temporary, dir_fd=dirfd)
+        except OSError:
+            pass
+        raise
+
+
+def stat_file(root: str, path: str) -> os.stat_result | None:
+    """The stat of a jail path resolved with no link (None if it does not exist); a link on the
+    way is a JailSafeError naming the path."""
+    rootfd = open_root(root)
+    try:
+        fd = open_in(rootfd, path, os.O_PATH)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise JailSafeError(describe_error(root, path, exc)) from None
+    finally:
+        os.close(rootfd)
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 def write_file(root: str, path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> bool:
     """Write a jail file atomically (temporary file and rename in its directory); owner and mode
     set through the descriptor. No link is followed on the way; the parent must exist. Returns
@@ -284,23 +324,7 @@ def write_file(root: str, path: str, data: bytes, mode: int = 0o644, uid: int = 
                             and stat.S_IMODE(info.st_mode) == mode)
                 if same:
                     return False
-            temporary = f'.{name}.jailhost-{os.getpid()}'
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=dirfd)
-            try:
-                with os.fdopen(fd, 'wb') as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fchown(handle.fileno(), uid, gid)
-                    os.fchmod(handle.fileno(), mode)
-                    os.fsync(handle.fileno())
-                os.rename(temporary, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-            except BaseException:
-                try:
-                    os.unlink(temporary, dir_fd=dirfd)
-                except OSError:
-                    pass
-                raise
+            write_at(dirfd, name, data, mode, uid, gid)
             return True
         finally:
             os.close(dirfd)

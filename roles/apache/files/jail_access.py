@@ -38,19 +38,8 @@ def fail(message):
 
 
 def log_size(root, log):
-    rootfd = jailsafe.open_root(root)
-    try:
-        fd = jailsafe.open_in(rootfd, log, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        raise jailsafe.JailSafeError(jailsafe.describe_error(root, log, exc)) from None
-    finally:
-        os.close(rootfd)
-    try:
-        return os.fstat(fd).st_size
-    finally:
-        os.close(fd)
+    info = jailsafe.stat_file(root, log)
+    return 0 if info is None else info.st_size
 
 
 def log_wait(root, log, offset, pid, signal_name, ready):
