@@ -27,6 +27,19 @@ def test_rows_survive_a_reboot_without_crash_recovery(host):
     status = proc_status(host, daemons[0])
     assert (status["Seccomp"], status["NoNewPrivs"]) == ("2", "1")
     wait_until(lambda: host.service(f"jailhost-{CLIENT_JAIL}.service").is_running, timeout=30)
-    result = connect_from(host, CLIENT_JAIL, CLIENT["user"], PASSWORD, CLIENT["database"])
+    # The web jail may still be retrying firejail 0.9.72's boot-time ARP probe failure
+    # (docs/design/firejail-findings.md section 8; assert_started_once accepts only that restart):
+    # its daemon's PID can vanish between jail_pids and nsenter. Ask until one attempt got through.
+    attempts = []
+
+    def connected():
+        attempts.append(connect_from(host, CLIENT_JAIL, CLIENT["user"], PASSWORD, CLIENT["database"]))
+        return attempts[-1].rc == 0
+
+    try:
+        wait_until(connected, timeout=30, interval=1)
+    except AssertionError:
+        pass
+    result = attempts[-1]
     assert result.rc == 0, result.stderr
     assert_started_once(host, [JAIL, CLIENT_JAIL])
