@@ -13,8 +13,10 @@ long each part took. Parts:
   converge.py    site.yml cold converge and no-change re-run; start-to-serving of Apache and PostgreSQL
   throughput.py  Apache static/dynamic req/s and pgbench TPS, jailed vs bare, paired alternating runs
                  (on the host converge.py converged)
+  confinement.py what the control plane's confinement costs: a program confined vs chroot, a
+                 jail_packages no-op (on the host converge.py converged)
   apps.py        the multi-tenant host (roles/apps) at 1, 5, 10 and 20 apps: converge time per added
-                 app, unchanged re-run per app, idle memory and disk per app jail
+                 app, unchanged re-run per app, idle memory and disk per app jail, an owner's SSH login
 
 Benchmarks never fail on slowness: the exit status is non-zero only when a part breaks.
 --quick: fewer runs and shorter loads (a smoke test of the scripts, not figures to publish).
@@ -32,6 +34,7 @@ import traceback
 from pathlib import Path
 
 import apps
+import confinement
 import converge
 import jails
 import throughput
@@ -111,6 +114,7 @@ def main() -> int:
         try:
             rows.extend(dict(r, part="site") for r in converge.measure(lab, runs))
             part("throughput", parts, rows, lambda: throughput.measure(lab, pairs, seconds))
+            part("confinement", parts, rows, lambda: confinement.measure(lab, runs))
             return []
         finally:
             lab.close()
