@@ -1,4 +1,4 @@
-/* tests/integration/controlplane: the "trojan" planted in a jail as /etc/ld.so.preload.
+/* tests/integration (recorderlib.py): the "trojan" planted in a jail as /etc/ld.so.preload.
  * The jail's dynamic loader runs it in every dynamically linked program started from the jail
  * root: the collection's own runs (apt-get, dpkg and maintainer scripts, apt hooks, psql, pg_dump,
  * postgres -C, apache2 -t, ...) and the jail's daemons. It records, without /proc (a confined root

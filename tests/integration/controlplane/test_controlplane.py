@@ -34,90 +34,41 @@ Everything planted is removed at the end, and the stack is converged back to the
 
 from __future__ import annotations
 
-import base64
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
+import recorderlib
 from hostlib import load_vars, run_play, run_playbook, site_serves_rows, wait_until
 
 VARS = load_vars(__file__)
-HERE = Path(__file__).resolve().parent
 JAILS = "/var/lib/jailhost/jails"
 ROOTS = {name: f"{JAILS}/{name}/root" for name in ("web", "db")}
-LOG = "var/tmp/jailhost-cp/log"
-LIB = "usr/local/lib/jailhost-cp-recorder.so"
-HOOK = "etc/apt/apt.conf.d/00jailhost-cp"
 CANARY_DIR = "/root/jailhost-cp-canary"
 LINKED = "etc/apache2/conf-available"
-# Capabilities that leave a confined root: sys_chroot 18, sys_ptrace 19, sys_admin 21,
-# dac_read_search 2, sys_module 16.
-ESCAPE_CAPS = {"dac_read_search": 2, "sys_module": 16, "sys_chroot": 18, "sys_ptrace": 19, "sys_admin": 21}
-RECORD_RE = re.compile(r"uid=(?P<uid>-?\d+) eff=(?P<eff>[0-9a-f]+) bnd=(?P<bnd>[0-9a-f]+) nnp=(?P<nnp>-?\d+) "
-                       r"seccomp=(?P<seccomp>-?\d+) mnt=(?P<mnt>\S+) tag=(?P<tag>\S+) exe=(?P<exe>.*)")
-# /etc and /usr of the host, minus what the operations legitimately touch there (nothing today).
-CHECKSUM = ("find /etc /usr -xdev -type f -not -path '/etc/jailhost/*' -print0 2>/dev/null "
-            "| sort -z | xargs -0 sha256sum")
-
-
-def checksums(host) -> dict:
-    """sha256 of every file of the host's /etc and /usr: path -> digest."""
-    return dict(reversed(line.split(None, 1)) for line in host.check_output(CHECKSUM).splitlines())
 
 
 def records(host) -> list[dict]:
-    out = []
-    for name, root in ROOTS.items():
-        text = host.run(f"cat {root}/{LOG} 2>/dev/null").stdout
-        for line in text.splitlines():
-            match = RECORD_RE.match(line)
-            if match:
-                out.append({"jail": name, **match.groupdict()})
-    return out
-
-
-def escaping(record: dict) -> list[str]:
-    """What makes a recorded process one with host privileges (empty: confined)."""
-    problems = []
-    eff, bnd = int(record["eff"], 16), int(record["bnd"], 16)
-    for cap, bit in ESCAPE_CAPS.items():
-        if eff & (1 << bit):
-            problems.append(f"effective {cap}")
-        if bnd & (1 << bit):
-            problems.append(f"bounding {cap}")
-    if record["nnp"] != "1":
-        problems.append("no_new_privs off")
-    if record["seccomp"] != "2":
-        problems.append("no seccomp filter")
-    return problems
+    return recorderlib.records(host, ROOTS)
 
 
 @pytest.fixture(scope="module")
 def planted(host, tmp_path_factory):
     """The recorder, the apt hook and the canary in both jails; removed at the end."""
-    build = tmp_path_factory.mktemp("recorder")
-    library = build / "recorder.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(library), str(HERE / "recorder.c")], check=True)
-    encoded = base64.b64encode(library.read_bytes()).decode()
+    encoded = recorderlib.build(tmp_path_factory.mktemp("recorder"))
     host_mnt = host.check_output("readlink /proc/1/ns/mnt")
     # A converge of this code first (on a host converged by an older version, the rootfs role
     # updates its copy of jailsafe.py): the comparison is then about the attack, not the upgrade.
     first = run_playbook(host, "site", tmp_path_factory.mktemp("converge-first"), extra_vars=VARS)
     assert first.returncode == 0, first.stdout[-3000:]
-    checksum = checksums(host)
+    checksum = recorderlib.checksums(host)
     host.run_expect([0], f"rm -rf {CANARY_DIR} && mkdir -m 0700 {CANARY_DIR}")
     for root in ROOTS.values():
-        host.run_expect([0], f"mkdir -p {root}/usr/local/lib && echo {encoded} | base64 -d > {root}/{LIB} "
-                             f"&& chmod 0755 {root}/{LIB} && rm -rf {root}/var/tmp/jailhost-cp "
-                             f"&& install -d -m 1777 {root}/var/tmp/jailhost-cp && install -m 0666 /dev/null {root}/{LOG}")
-        host.run_expect([0], f"printf '%s\\n' 'DPkg::Pre-Invoke {{\"/bin/true\";}};' "
-                             f"'APT::Update::Pre-Invoke {{\"/bin/true\";}};' > {root}/{HOOK}")
-        host.run_expect([0], f"echo /{LIB} > {root}/etc/ld.so.preload")
+        recorderlib.plant(host, root, encoded)
     yield {"host_mnt": host_mnt, "checksum": checksum}
     for root in ROOTS.values():
-        host.run(f"rm -f {root}/etc/ld.so.preload {root}/{LIB} {root}/{HOOK}; rm -rf {root}/var/tmp/jailhost-cp")
+        recorderlib.unplant(host, root)
     web = ROOTS["web"]
     host.run(f"test -L {web}/{LINKED} && rm {web}/{LINKED} && mv {web}/{LINKED}.jailhost-cp {web}/{LINKED}")
     host.run(f"rm -rf {CANARY_DIR}")
@@ -145,8 +96,8 @@ def test_control_the_recorder_catches_the_old_mechanism(host, planted):
     host.run_expect([0], f"JAILHOST_CP_TAG=control chroot {ROOTS['web']} /bin/true")
     found = tagged(host, "control")
     assert found, "the recorder did not run in the control"
-    assert all(escaping(record) for record in found), found
-    assert "effective sys_admin" in escaping(found[0])
+    assert all(recorderlib.escaping(record) for record in found), found
+    assert "effective sys_admin" in recorderlib.escaping(found[0])
 
 
 def test_jail_packages_runs_apt_and_its_hooks_confined(host, planted, tmp_path):
@@ -163,7 +114,8 @@ def test_jail_packages_runs_apt_and_its_hooks_confined(host, planted, tmp_path):
     new = records(host)[before:]
     programs = {Path(record["exe"]).name for record in new}
     assert {"apt-get", "dpkg", "true"} <= programs, programs
-    assert [record for record in new if not escaping(record)] == new, [r for r in new if escaping(r)]
+    bad = [record for record in new if recorderlib.escaping(record)]
+    assert not bad, bad
     assert all(record["mnt"] != planted["host_mnt"] for record in new)
 
 
@@ -179,7 +131,7 @@ def test_converge_with_changes_runs_jail_programs_confined(host, planted, tmp_pa
     programs = {Path(record["exe"]).name for record in new}
     # postgres -C (the settings test), psql (the configuration check), apache2 (the configtest).
     assert {"postgres", "psql", "apache2"} & programs, programs
-    bad = [record for record in new if escaping(record)]
+    bad = [record for record in new if recorderlib.escaping(record)]
     assert not bad, bad
     assert all(record["mnt"] != planted["host_mnt"] for record in new)
 
@@ -190,7 +142,7 @@ def test_backup_runs_pg_dump_confined(host, planted, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     new = records(host)[before:]
     assert "pg_dump" in {Path(record["exe"]).name for record in new}
-    bad = [record for record in new if escaping(record)]
+    bad = [record for record in new if recorderlib.escaping(record)]
     assert not bad, bad
 
 
@@ -202,7 +154,7 @@ def test_restore_runs_pg_restore_confined(host, planted, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     new = records(host)[before:]
     assert {"pg_restore", "psql"} <= {Path(record["exe"]).name for record in new}
-    bad = [record for record in new if escaping(record)]
+    bad = [record for record in new if recorderlib.escaping(record)]
     assert not bad, bad
     wait_until(lambda: site_serves_rows(host, VARS["apache_vhosts"][0]["server_name"]), 120)
 
@@ -224,8 +176,8 @@ def test_remove_jail_purge_follows_no_link_of_the_jail(host, planted, tmp_path):
     assert added.returncode == 0, added.stdout[-3000:]
     host.run_expect([0], f"echo keep > {CANARY_DIR}/kept && ln -s {CANARY_DIR} {directory}/root/srv/hostlink "
                          f"&& ln -s {CANARY_DIR}/kept {directory}/root/srv/hostfile "
-                         f"&& echo /{LIB} > {directory}/root/etc/ld.so.preload "
-                         f"&& cp {ROOTS['web']}/{LIB} {directory}/root/{LIB}")
+                         f"&& echo /{recorderlib.LIB} > {directory}/root/etc/ld.so.preload "
+                         f"&& cp {ROOTS['web']}/{recorderlib.LIB} {directory}/root/{recorderlib.LIB}")
     # Control: followed from the host, the links lead to the canary.
     assert host.check_output(f"cat {directory}/root/srv/hostlink/kept") == "keep"
     removed = run_playbook(host, "remove-jail", tmp_path,
@@ -242,7 +194,7 @@ def test_update_runs_apt_confined(host, planted, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     new = records(host)[before:]
     assert "apt-get" in {Path(record["exe"]).name for record in new}
-    bad = [record for record in new if escaping(record)]
+    bad = [record for record in new if recorderlib.escaping(record)]
     assert not bad, bad
 
 
@@ -264,12 +216,10 @@ def test_the_host_is_unchanged_and_every_record_is_confined(host, planted):
     """Last: /etc and /usr of the host as before, no canary file, and no record in either jail
     (daemons restarted by the converges included) of a process with host privileges, apart from
     the control."""
-    after = checksums(host)
-    changed = sorted(path for path in set(after) | set(planted["checksum"])
-                     if after.get(path) != planted["checksum"].get(path))
+    changed = recorderlib.changed_files(planted["checksum"], recorderlib.checksums(host))
     assert not changed, changed
     assert host.check_output(f"ls -A {CANARY_DIR}") == ""
     found = records(host)
     assert len(found) > 10, found
-    bad = [record for record in found if record["tag"] != "control" and escaping(record)]
+    bad = [record for record in found if record["tag"] != "control" and recorderlib.escaping(record)]
     assert not bad, bad
