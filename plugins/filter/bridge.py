@@ -165,7 +165,7 @@ def bridge_firewall(cfg: dict) -> dict:
         _fail("bridge_chain_prefix", f"{prefix!r} must be upper case letters, digits and '_' "
                                      "(at most 16 characters)")
 
-    egress_policy = str(cfg.get("egress_policy", "allow"))
+    egress_policy = str(cfg.get("egress_policy", "deny"))
     if egress_policy not in EGRESS_POLICIES:
         _fail("bridge_egress_policy", f"{egress_policy!r} is not one of {', '.join(EGRESS_POLICIES)}")
 

@@ -89,7 +89,9 @@ options:
         type: bool
         default: true
       seccomp:
-        description: firejail's default seccomp filter.
+        description:
+          - firejail's default seccomp filter, plus io_uring (C(io_uring_setup), C(io_uring_enter),
+            C(io_uring_register)) denied.
         type: bool
         default: true
       caps_keep:
@@ -113,10 +115,13 @@ options:
         type: bool
         default: true
       protocol:
-        description: Socket families allowed.
+        description:
+          - Socket families allowed; C(socket()) of any other family fails.
+          - No C(inet6) by default - jails get IPv4 addresses only and the firewall between jails
+            is IPv4, so an IPv6 socket could reach another jail's link-local address unfiltered.
         type: list
         elements: str
-        default: [unix, inet, inet6]
+        default: [unix, inet]
       restrict_namespaces:
         description: Forbid creating namespaces inside the jail.
         type: bool
@@ -529,7 +534,7 @@ def main():
         "caps_keep": {"type": "list", "elements": "str", "default": []},
         "caps_drop": {"type": "list", "elements": "str", "default": []},
         "nonewprivs": {"type": "bool", "default": True},
-        "protocol": {"type": "list", "elements": "str", "default": ["unix", "inet", "inet6"]},
+        "protocol": {"type": "list", "elements": "str", "default": ["unix", "inet"]},
         "restrict_namespaces": {"type": "bool", "default": True},
         "ipc_namespace": {"type": "bool", "default": True},
         "memory_deny_write_execute": {"type": "bool", "default": False},

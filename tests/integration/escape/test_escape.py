@@ -18,6 +18,7 @@ The suite runs on the full stack of playbooks/site.yml with inventory/lab (vars.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import uuid
 
@@ -419,8 +420,8 @@ attempt('inet_ok', lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).clo
 def test_www_data_cannot_open_raw_or_packet_sockets(shell):
     result = shell.py(SOCKETS)
     blocked(result, "raw_icmp", "EPERM")      # no CAP_NET_RAW
-    blocked(result, "raw_tcp6", "EPERM")
-    blocked(result, "packet", "EOPNOTSUPP")   # protocol unix,inet,inet6 (seccomp)
+    blocked(result, "raw_tcp6", "EOPNOTSUPP")  # protocol unix,inet (seccomp): no IPv6 at all
+    blocked(result, "packet", "EOPNOTSUPP")
     blocked(result, "netlink", "EOPNOTSUPP")
     assert result["inet_ok"]["ok"], "control: an ordinary TCP socket must work"
 
@@ -428,9 +429,67 @@ def test_www_data_cannot_open_raw_or_packet_sockets(shell):
 def test_root_in_jail_cannot_open_raw_or_packet_sockets(host, root_entry):
     result = as_root(host, SOCKETS)
     blocked(result, "raw_icmp", "EPERM")
-    blocked(result, "raw_tcp6", "EPERM")
+    blocked(result, "raw_tcp6", "EOPNOTSUPP")
     blocked(result, "packet", "EOPNOTSUPP")
     blocked(result, "netlink", "EOPNOTSUPP")
+
+
+
+IPV6 = r'''
+attempt('inet6_tcp', lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close())
+attempt('inet6_udp', lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close())
+'''
+# From a jail's network namespace, by a host process (no seccomp filter): a TCP connection to
+# ADDR%eth0 on PORT; "refused" (a reset came back) or "connected" both mean the packet arrived.
+IPV6_CONNECT = ("import socket, sys\n"
+                "s = socket.socket(socket.AF_INET6); s.settimeout(3)\n"
+                "try:\n    s.connect((sys.argv[1] + '%eth0', int(sys.argv[2]))); print('connected')\n"
+                "except ConnectionRefusedError:\n    print('refused')\n"
+                "except OSError as e:\n    print('blocked', e)\n")
+
+
+def link_local(host, jail: str) -> str:
+    """The fe80:: address of JAIL's eth0 (every interface gets one while IPv6 is on)."""
+    _, _, daemons = jail_pids(host, jail)
+    line = host.check_output(f"nsenter -t {daemons[0]} -n ip -6 -o addr show dev eth0 scope link")
+    return line.split()[3].split("/")[0]
+
+
+@pytest.mark.parametrize("who", ["www-data", "root"])
+def test_ipv6_between_jails_is_closed(host, shell, root_entry, who):
+    """The FORWARD rules between jails are IPv4 rules; IPv6 would pass the bridge unfiltered
+    (each jail's eth0 has a link-local address). The jails may open no IPv6 socket at all
+    (protocol unix,inet). CONTROL: from the web jail's network namespace, without the jail's
+    seccomp filter, a connection to the db jail's link-local address on a closed port is
+    answered with a reset: the path is open, only the filter closes it."""
+    result = shell.py(IPV6) if who == "www-data" else as_root(host, IPV6)
+    blocked(result, "inet6_tcp", "EOPNOTSUPP")
+    blocked(result, "inet6_udp", "EOPNOTSUPP")
+    target = link_local(host, DB)
+    _, _, web = jail_pids(host, WEB)
+    control = host.check_output(f"nsenter -t {web[0]} -n python3 -c {shlex.quote(IPV6_CONNECT)} {target} 5433")
+    print(f"  control (host process in the web jail's network namespace) -> [{target}]:5433: {control}")
+    assert control in ("refused", "connected"), control
+
+
+IO_URING = r'''
+params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed
+attempt('io_uring_setup', lambda: syscall(425, 4, params))
+'''
+
+
+@pytest.mark.parametrize("who,jail", [("www-data", WEB), ("root", WEB), ("root", DB)])
+def test_io_uring_is_denied(host, shell, root_entry, who, jail):
+    """io_uring (the largest source of recent kernel privilege escalations) is denied in every
+    jail: firejail's seccomp list plus io_uring_setup/enter/register. CONTROL: uid 33 on the
+    test host, outside any jail, gets an io_uring descriptor."""
+    result = shell.py(IO_URING) if who == "www-data" else as_root(host, IO_URING, jail)
+    blocked(result, "io_uring_setup", "EPERM")
+    control = host.run(f"setpriv --reuid=33 --regid=33 --clear-groups python3 - <<'EOF'\n"
+                       f"{PRELUDE}{IO_URING}\nprint(json.dumps(out))\nEOF")
+    outside = json.loads(control.stdout.strip().splitlines()[-1])
+    print(f"  control (uid 33 on the host, no jail): {outside['io_uring_setup']}")
+    assert outside["io_uring_setup"]["ok"], outside
 
 
 def test_root_in_jail_cannot_change_the_jail_network(host, root_entry):

@@ -55,8 +55,14 @@ def test_egress_deny_allows_only_listed_destinations():
     assert not any(r == "-i br0 ! -o br0 -j ACCEPT" for r in fwd)
 
 
+def test_egress_is_denied_by_default():
+    fwd = rules(plan(), "JAILHOST-FWD")
+    assert not any("-j ACCEPT" in r and "conntrack" not in r for r in fwd), fwd
+    assert fwd[-2:] == ["-i br0 -j DROP", "-o br0 -j DROP"]
+
+
 def test_uplink_interface_restricts_egress_and_nat():
-    result = plan(uplink_interface="eth0")
+    result = plan(uplink_interface="eth0", egress_policy="allow")
     assert "-i br0 -o eth0 -j ACCEPT" in rules(result, "JAILHOST-FWD")
     assert rules(result, "JAILHOST-SNAT") == ["-s 10.42.0.0/24 -o eth0 -j MASQUERADE"]
 
