@@ -31,6 +31,7 @@ A *spec* is a dict::
         'stop_timeout': 20,                 # TimeoutStopSec=, seconds (> 15)
         'restart_sec': 2,
         'description': 'Apache',
+        'firewall_unit': 'jailhost-firewall.service',  # the jail runs only while it is active
         'profile_path': '/etc/firejail/jailhost-web.profile',
     }
 """
@@ -58,6 +59,7 @@ NAME_MAX = JAIL_NAME_MAX
 # Linux interface names: at most 15 characters (IFNAMSIZ - 1).
 IFNAME_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_.-]{0,14}$')
 VETH_PREFIX = 'fj-'
+UNIT_NAME_RE = re.compile(r'^[A-Za-z0-9_.@-]+\.(service|target)$')
 SIZE_RE = re.compile(r'^[0-9]+[KMGT]?$')
 CPU_QUOTA_RE = re.compile(r'^[1-9][0-9]*%$')
 # firejail's rlimit-* options (profile lines rlimit-NAME VALUE): enforced by the kernel for every
@@ -79,7 +81,7 @@ SECCOMP_EXTRA = ('io_uring_setup', 'io_uring_enter', 'io_uring_register')
 SPEC_KEYS = frozenset((
     'name', 'bridge', 'bridge_cidr', 'ip', 'command', 'root', 'veth_name', 'defaultgw',
     'hardening', 'memory_max', 'tasks_max', 'cpu_quota', 'rlimits', 'stop_signal', 'stop_timeout',
-    'restart_sec',
+    'restart_sec', 'firewall_unit',
     'description', 'profile_path',
 ))
 
@@ -306,6 +308,9 @@ def validate_spec(spec) -> list[str]:
     restart_sec = spec.get('restart_sec')
     if restart_sec is not None and not (_is_int(restart_sec) and restart_sec >= 0):
         errors.append('restart_sec must be a non-negative integer')
+    firewall = spec.get('firewall_unit')
+    if firewall not in (None, '') and not (isinstance(firewall, str) and UNIT_NAME_RE.match(firewall)):
+        errors.append('firewall_unit must be a systemd unit name such as jailhost-firewall.service')
     description = spec.get('description')
     if description is not None and (not isinstance(description, str) or '\n' in description):
         errors.append('description must be a single-line string')
@@ -423,6 +428,17 @@ def render_unit(spec: dict) -> str:
         '# The bridge must exist: firejail --net fails otherwise.',
         'Wants=network-online.target',
         'After=network-online.target',
+    ]
+    firewall = spec.get('firewall_unit')
+    if firewall:
+        lines += [
+            '# Never without the jail firewall: the jail starts after its rules are in place and',
+            f'# stops when {firewall} stops or fails (its watcher stops it when it cannot put',
+            '# flushed rules back), so no jail runs with an open bridge.',
+            f'BindsTo={firewall}',
+            f'After={firewall}',
+        ]
+    lines += [
         '# Never give up restarting (a bridge that comes late at boot, a crash loop): each try',
         '# costs one firejail start every RestartSec; NRestarts shows the loop.',
         'StartLimitIntervalSec=0',

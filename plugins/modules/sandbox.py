@@ -171,6 +171,16 @@ options:
     description: C(TimeoutStopSec=) in seconds (at least 16; firejail SIGKILLs 10 s after SIGTERM).
     type: int
     default: 20
+  firewall_unit:
+    description:
+      - The unit that puts the jail network's firewall rules in place (the bridge role's
+        C(jailhost-firewall.service)). The jail unit is bound to it (C(BindsTo=), C(After=)), so
+        the jail starts only after the rules are applied and stops when that unit stops or fails;
+        no jail runs with an unfiltered bridge.
+      - The unit must be installed; the module fails before any change otherwise. Set it to an
+        empty string only when the jail's network is firewalled by something else.
+    type: str
+    default: jailhost-firewall.service
   description:
     description: Description of the unit.
     type: str
@@ -400,12 +410,23 @@ class Sandbox:
         self.fail(f"the jail did not start within {self.params['start_timeout']} s "
                   f"(unit {show.get('ActiveState')}/{show.get('SubState')}):\n{journal}")
 
+    def check_firewall_unit(self, unit: str) -> None:
+        """The unit the jail is bound to must exist: a jail bound to a missing unit never starts."""
+        if not unit:
+            return
+        dummy, load, dummy = self.run(["systemctl", "show", "-p", "LoadState", "--value", unit], check=False)
+        if load.strip() != "loaded":
+            self.fail(f"firewall_unit {unit} is not installed (LoadState {load.strip() or 'unknown'}): converge "
+                      "the jailhost.jails.bridge role first, or set firewall_unit to '' if this jail's network "
+                      "is firewalled by other means")
+
     # ----------------------------------------------------------------- main
     def spec(self) -> dict:
         p = self.params
         spec = {"name": self.name, "bridge": p["bridge"], "ip": p["ip"], "command": p["command"],
                 "bridge_cidr": self.bridge_cidr(p["bridge"]), "stop_timeout": p["stop_timeout"]}
-        for key in ("root", "memory_max", "tasks_max", "cpu_quota", "rlimits", "stop_signal", "description"):
+        for key in ("root", "memory_max", "tasks_max", "cpu_quota", "rlimits", "stop_signal", "description",
+                    "firewall_unit"):
             if p[key] is not None:
                 spec[key] = p[key]
         if p["hardening"]:
@@ -422,6 +443,7 @@ class Sandbox:
         if errors:
             self.fail("invalid definition: " + "; ".join(errors))
         self.check_firejail()
+        self.check_firewall_unit(p["firewall_unit"])
         root = fj.jail_root(spec)
         self.check_root(root)
         self.check_unique_ip(p["ip"])
@@ -557,6 +579,7 @@ def main():
             "stop_signal": {"type": "str", "choices": ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP",
                                                        "SIGUSR1", "SIGUSR2", "SIGWINCH"]},
             "stop_timeout": {"type": "int", "default": 20},
+            "firewall_unit": {"type": "str", "default": "jailhost-firewall.service"},
             "description": {"type": "str"},
             "state": {"type": "str", "default": "started",
                       "choices": ["started", "stopped", "restarted", "absent"]},

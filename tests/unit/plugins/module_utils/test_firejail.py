@@ -579,3 +579,24 @@ def test_rlimits_and_cpu_quota_are_rendered_and_validated():
     assert any('rlimits.nofiles is unknown' in e for e in errors)
     assert any('rlimits.nproc must be a positive integer' in e for e in errors)
     assert any("cpu_quota 'half'" in e for e in errors)
+
+
+# --- the firewall unit a jail is bound to --------------------------------------------------------
+
+def test_unit_is_bound_to_the_firewall_unit():
+    lines = render_unit(spec(firewall_unit='jailhost-firewall.service')).splitlines()
+    assert 'BindsTo=jailhost-firewall.service' in lines
+    assert 'After=jailhost-firewall.service' in lines
+    # In [Unit], before [Service].
+    assert lines.index('BindsTo=jailhost-firewall.service') < lines.index('[Service]')
+
+
+@pytest.mark.parametrize('value', [None, ''])
+def test_unit_without_a_firewall_unit_has_no_binding(value):
+    assert 'BindsTo=' not in render_unit(spec(firewall_unit=value))
+
+
+@pytest.mark.parametrize('value', ['jailhost firewall', 'fw', '../x.service', 5])
+def test_firewall_unit_must_be_a_unit_name(value):
+    errors = validate_spec(spec(firewall_unit=value))
+    assert errors == ['firewall_unit must be a systemd unit name such as jailhost-firewall.service'], errors
