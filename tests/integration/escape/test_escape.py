@@ -440,10 +440,10 @@ attempt('inet6_tcp', lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).
 attempt('inet6_udp', lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close())
 '''
 # From a jail's network namespace, by a host process (no seccomp filter): a TCP connection to
-# ADDR%eth0 on PORT; "refused" (a reset came back) or "connected" both mean the packet arrived.
+# ADDR (scope eth0) on PORT; "refused" (a reset came back) or "connected" both mean the packet arrived.
 IPV6_CONNECT = ("import socket, sys\n"
                 "s = socket.socket(socket.AF_INET6); s.settimeout(3)\n"
-                "try:\n    s.connect((sys.argv[1] + '%eth0', int(sys.argv[2]))); print('connected')\n"
+                "try:\n    s.connect((sys.argv[1], int(sys.argv[2]), 0, socket.if_nametoindex('eth0'))); print('connected')\n"
                 "except ConnectionRefusedError:\n    print('refused')\n"
                 "except OSError as e:\n    print('blocked', e)\n")
 
