@@ -38,6 +38,7 @@ A *spec* is a dict::
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -73,6 +74,17 @@ SIGNAL_NUMBERS = {
 MIN_STOP_TIMEOUT = 16
 DEFAULT_STOP_TIMEOUT = 20
 PROTOCOLS = ('unix', 'inet', 'inet6', 'netlink', 'packet', 'bluetooth')
+# firejail's switches that keep device classes out of the private /dev (firejail-profile(5)):
+# private-dev copies these in when the host has them, and none of our daemons needs one.
+HARDWARE_DEVICE_DIRECTIVES = {
+    'no3d': 'no GPU devices (/dev/dri, /dev/nvidia*): a large kernel driver surface',
+    'nodvd': 'no optical drives',
+    'noinput': 'no input devices (/dev/input): no keyboard or mouse events to read or inject',
+    'nosound': 'no sound devices (/dev/snd)',
+    'notv': 'no DVB devices (/dev/dvb)',
+    'nou2f': 'no U2F/FIDO tokens (hidraw)',
+    'novideo': 'no cameras or capture devices (/dev/video*)',
+}
 # Denied on top of firejail's default seccomp list (`seccomp NAME,...` adds them to it). io_uring
 # is the largest source of recent kernel privilege escalations and no jailed daemon of ours uses
 # it (Apache, PostgreSQL, PHP); several hosting and browser vendors turn it off the same way.
@@ -90,6 +102,7 @@ HARDENING_DEFAULTS = {
     'private': True,
     'private_dev': True,
     'private_tmp': True,
+    'no_hardware_devices': True,
     'seccomp': True,
     'caps_keep': [],            # [] = caps.drop all; names like 'net_bind_service' keep those
     'caps_drop': [],            # with caps_keep empty: drop only these (weaker; prefer caps_keep)
@@ -149,12 +162,17 @@ def unit_name(spec: dict) -> str:
     return f"{UNIT_PREFIX}{spec['name']}.service"
 
 
-def veth_name(spec: dict) -> str | None:
-    """Host side of the jail's veth: explicit, else 'fj-NAME' when that fits IFNAMSIZ."""
+def veth_name(spec: dict) -> str:
+    """Host side of the jail's veth: explicit, else 'fj-NAME' when that fits IFNAMSIZ (15), else
+    'fj-' + the name's first 7 characters + '-' + 4 hex digits of its SHA-256. Always known:
+    the anti-spoofing rules match a jail's frames by this name (docs/security.md)."""
     if spec.get('veth_name'):
         return spec['veth_name']
     candidate = VETH_PREFIX + spec['name']
-    return candidate if IFNAME_RE.match(candidate) else None
+    if IFNAME_RE.match(candidate):
+        return candidate
+    digest = hashlib.sha256(spec['name'].encode()).hexdigest()[:4]
+    return f"{VETH_PREFIX}{spec['name'][:7].rstrip('-.')}-{digest}"
 
 
 def hardening(spec: dict) -> dict:
@@ -322,9 +340,7 @@ def _firejail_args(spec: dict) -> list[str]:
     profile, because --chroot and the network options cannot be profile lines for root)."""
     args = [FIREJAIL, f'--profile={profile_path(spec)}', f"--name={spec['name']}",
             f'--chroot={jail_root(spec)}', f"--net={spec['bridge']}"]
-    veth = veth_name(spec)
-    if veth:
-        args.append(f'--veth-name={veth}')
+    args.append(f'--veth-name={veth_name(spec)}')
     gateway = spec.get('defaultgw') or str(ipaddress.IPv4Interface(spec['bridge_cidr']).ip)
     args += [f"--ip={spec['ip']}", f'--defaultgw={gateway}', '--']
     return args + list(spec['command'])
@@ -347,6 +363,10 @@ def render_profile(spec: dict) -> str:
     for flag in ('private', 'private_dev', 'private_tmp'):
         if hard[flag]:
             directive(flag, flag.replace('_', '-'))
+    if hard['no_hardware_devices']:
+        for device_directive, reason in HARDWARE_DEVICE_DIRECTIVES.items():
+            lines.append(f'# {reason}')
+            lines.append(device_directive)
     if hard['seccomp']:
         directive('seccomp', 'seccomp ' + ','.join(SECCOMP_EXTRA))
     if hard['caps_keep']:

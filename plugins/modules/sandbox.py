@@ -88,6 +88,13 @@ options:
         description: Empty tmpfs on /tmp.
         type: bool
         default: true
+      no_hardware_devices:
+        description:
+          - Keep the host's GPU, sound, video, TV, DVD, U2F and input devices out of the jail
+            (C(no3d), C(nodvd), C(noinput), C(nosound), C(notv), C(nou2f), C(novideo)); firejail's
+            C(private-dev) copies them in when the host has them.
+        type: bool
+        default: true
       seccomp:
         description:
           - firejail's default seccomp filter, plus io_uring (C(io_uring_setup), C(io_uring_enter),
@@ -420,6 +427,14 @@ class Sandbox:
                       "the jailhost.jails.bridge role first, or set firewall_unit to '' if this jail's network "
                       "is firewalled by other means")
 
+    def refresh_antispoof(self) -> None:
+        """Rebuild the bridge's anti-spoofing chain from the declared jails (this one added,
+        changed or removed) before the jail starts: the bridge role's restore script does it, in
+        the one place where our firewall is built. Hosts without it (no bridge role) have none."""
+        script = "/usr/local/sbin/jailhost-firewall-restore"
+        if os.path.exists(script):
+            self.run([script, "--antispoof"])
+
     # ----------------------------------------------------------------- main
     def spec(self) -> dict:
         p = self.params
@@ -457,7 +472,8 @@ class Sandbox:
             (self.unit_path, fj.render_unit(spec), 0o644, "unit"),
         ]
         meta = json.dumps({"name": self.name, "ip": p["ip"], "bridge": p["bridge"], "root": root,
-                           "unit": self.unit, "profile": profile_path}, indent=2) + "\n"
+                           "unit": self.unit, "profile": profile_path, "veth": fj.veth_name(spec)},
+                          indent=2) + "\n"
         changed_files = []
         for path, content, mode, label in files:
             before = self.read(path)
@@ -501,6 +517,7 @@ class Sandbox:
                     self.write(path, content, mode)
             if meta_changed:
                 self.write(self.meta_path, meta, 0o644)
+                self.refresh_antispoof()
             if "unit" in changed_files:
                 self.run(["systemctl", "daemon-reload"])
             if enable_action:
@@ -539,6 +556,8 @@ class Sandbox:
                 self.run(["systemctl", "stop", self.unit], check=False)
             for path in existing:
                 os.unlink(path)
+            if self.meta_path in existing:
+                self.refresh_antispoof()
             self.run(["systemctl", "daemon-reload"])
             self.run(["systemctl", "reset-failed", self.unit], check=False)
         result = {"changed": changed, "unit": self.unit, "profile_path": profile_path, "reasons": self.reasons}
@@ -552,6 +571,7 @@ def main():
         "private": {"type": "bool", "default": True},
         "private_dev": {"type": "bool", "default": True},
         "private_tmp": {"type": "bool", "default": True},
+        "no_hardware_devices": {"type": "bool", "default": True},
         "seccomp": {"type": "bool", "default": True},
         "caps_keep": {"type": "list", "elements": "str", "default": []},
         "caps_drop": {"type": "list", "elements": "str", "default": []},

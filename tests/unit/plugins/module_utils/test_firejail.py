@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import os
 
 import pytest
@@ -47,6 +48,20 @@ private
 private-dev
 # empty tmpfs on /tmp: no leftovers or shared sockets from other runs
 private-tmp
+# no GPU devices (/dev/dri, /dev/nvidia*): a large kernel driver surface
+no3d
+# no optical drives
+nodvd
+# no input devices (/dev/input): no keyboard or mouse events to read or inject
+noinput
+# no sound devices (/dev/snd)
+nosound
+# no DVB devices (/dev/dvb)
+notv
+# no U2F/FIDO tokens (hidraw)
+nou2f
+# no cameras or capture devices (/dev/video*)
+novideo
 # firejail's default seccomp blacklist (mount, kexec, module loading, ptrace, ...) and io_uring (a large kernel attack surface no jailed daemon uses)
 seccomp io_uring_setup,io_uring_enter,io_uring_register
 # empty capability bounding set: root inside the jail has no capabilities
@@ -363,6 +378,7 @@ def test_unit_options_and_quoting():
     assert exec_start == (
         'ExecStart=/usr/bin/firejail --profile=/etc/jailhost/web.profile '
         '--name=a-very-long-jail-name --chroot=/srv/jails/web/root --net=br-t '
+        f"--veth-name={veth_name(spec(name='a-very-long-jail-name'))} "
         '--ip=10.88.0.10 --defaultgw=10.88.0.254 -- /bin/sh -c '
         '"echo \\"$$HOME\\" 100%%; exec sleep inf" ""')
     assert 'Description=Apache 100%% static\n' in text
@@ -388,7 +404,12 @@ def test_systemd_quote(arg, quoted):
 def test_veth_name():
     assert veth_name(WEB1) == 'fj-web1'
     assert veth_name(spec(name='abcdefghijkl')) == 'fj-abcdefghijkl'      # 15 characters
-    assert veth_name(spec(name='abcdefghijklm')) is None                   # would be 16
+    # 'fj-NAME' would be 16 characters: the first 7 of the name and 4 hex digits of its hash.
+    long_name = veth_name(spec(name='abcdefghijklm'))
+    assert re.fullmatch(r'fj-abcdefg-[0-9a-f]{4}', long_name) and len(long_name) == 15
+    assert veth_name(spec(name='abcdefghijklm')) == long_name                # deterministic
+    assert veth_name(spec(name='abcdefghijkln')) != long_name
+    assert veth_name(spec(name='a-very-long-jail-name')) == 'fj-a-very-' + veth_name(spec(name='a-very-long-jail-name'))[-4:]
     assert veth_name(spec(name='abcdefghijklm', veth_name='jh-web')) == 'jh-web'
 
 
