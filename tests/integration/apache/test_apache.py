@@ -8,6 +8,7 @@ The reboot test is last: it takes the host down.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import shlex
 import socket
@@ -17,7 +18,7 @@ import uuid
 
 import pytest
 
-from attacklib import install_jailenter, jail_run
+from attacklib import PRELUDE, install_jailenter, jail_run
 from hostlib import assert_started_once, in_jail, jail_pids, load_vars, proc_status, public_address, reboot, run_play, wait_until
 
 VARS = load_vars(__file__)
@@ -93,6 +94,30 @@ def test_https_with_the_self_signed_certificate(host):
     text = host.check_output(f"openssl x509 -noout -text -in {ROOT}/etc/apache2/tls/selfsigned.crt")
     assert "CA:FALSE" in text and f"DNS:{SERVER_NAME}" in text and f"IP Address:{IP}" in text
     assert host.file(f"{ROOT}/etc/apache2/tls/selfsigned.key").mode == 0o600
+
+
+WX_MAP = r"""
+import mmap
+attempt('map_write_exec', lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC) and 'mapped')
+attempt('map_write', lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE) and 'mapped')
+"""
+
+
+def test_no_memory_is_writable_and_executable_in_the_jail(host):
+    """apache_memory_deny_write_execute: a worker (www-data, the jail's seccomp filters) cannot map
+    memory writable and executable at once, so injected code cannot be written and run; an
+    ordinary mapping works. CONTROL: uid 33 on the host, outside the jail, maps it. PHP's PCRE
+    JIT is off (it would need such a mapping), and the page still serves."""
+    install_jailenter(host)
+    worker = jail_run(host, JAIL, WX_MAP, user="www-data")
+    assert not worker["map_write_exec"]["ok"] and worker["map_write_exec"]["errno"] == "EPERM", worker
+    assert worker["map_write"]["ok"], worker
+    control = host.run(f"setpriv --reuid=33 --regid=33 --clear-groups python3 - <<'EOF'\n{PRELUDE}{WX_MAP}\n"
+                       "print(json.dumps(out))\nEOF")
+    outside = json.loads(control.stdout.strip().splitlines()[-1])
+    assert outside["map_write_exec"]["ok"], outside
+    assert "php_admin_flag pcre.jit off" in host.file(f"{ROOT}/etc/apache2/conf-available/jailhost.conf").content_string
+    assert "memory-deny-write-execute" in host.file(f"/etc/firejail/jailhost-{JAIL}.profile").content_string.split("\n")
 
 
 KEY_READ = "attempt('read_key', lambda: len(open('/etc/apache2/tls/selfsigned.key', 'rb').read()))\n"
