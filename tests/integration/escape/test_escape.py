@@ -24,7 +24,7 @@ import uuid
 
 import pytest
 
-from attacklib import PRELUDE, WebShell, install_jailenter, jail_run
+from attacklib import EPILOGUE, PRELUDE, WebShell, install_jailenter, jail_run
 from hostlib import jail_pids, load_vars, proc_status, public_address, wait_until
 
 VARS = load_vars(__file__)
@@ -150,6 +150,28 @@ def as_root(host, code: str, jail: str = WEB) -> dict:
     return jail_run(host, jail, code, user="root")
 
 
+def outside(host, code: str, uid: int | None = 33, wrap: str = "") -> dict:
+    """CONTROL: the same attempt on the test host, outside any jail: by uid UID (33 is www-data;
+    setpriv, no supplementary groups) or by root (UID None). WRAP puts a root control in throwaway
+    namespaces (e.g. "unshare -m"), so that a control that succeeds changes nothing on the host."""
+    user = f"setpriv --reuid={uid} --regid={uid} --clear-groups " if uid is not None else ""
+    marker = f"EOF_{uuid.uuid4().hex}"
+    cmd = host.run(f"cd /tmp && {wrap} {user}python3 - <<'{marker}'\n{PRELUDE}{code}{EPILOGUE}{marker}")
+    assert cmd.rc == 0 and cmd.stdout.strip(), f"control did not run (rc {cmd.rc}): {cmd.stderr}"
+    result = json.loads(cmd.stdout.strip().splitlines()[-1])
+    who = f"uid {uid}" if uid is not None else "root"
+    print(f"  control ({who} on the host, no jail{', ' + wrap if wrap else ''}): "
+          f"{json.dumps({k: v for k, v in result.items() if k != 'self'})}")
+    return result
+
+
+def passes(result: dict, label: str, *errnos: str) -> None:
+    """The control got through: LABEL succeeded, or failed with one of ERRNOS (an error the kernel
+    returns only after the permission or capability check the jail takes away)."""
+    entry = result[label]
+    assert entry["ok"] or entry["errno"] in errnos, f"control {label} did not get through: {entry}"
+
+
 # --------------------------------------------------------------------------- who attacks
 
 
@@ -180,9 +202,28 @@ def test_root_attacker_has_the_confinement_of_the_daemon(host, root_entry, jail)
 # --------------------------------------------------------------------------- files
 
 
-def test_www_data_cannot_read_the_shadow_file(shell):
-    result = shell.py("attempt('shadow', lambda: open('/etc/shadow').read())")
+IDENTITY = r'''
+def identity(path):
+    st = os.stat(path)
+    return [st.st_dev, st.st_ino]
+'''
+
+
+def test_www_data_cannot_read_the_shadow_file(host, shell):
+    """www-data reads /etc/shadow: EACCES, but uid 33 gets EACCES on the host too (the file is
+    root's, 0640), so the errno proves nothing about the jail. What the jail changes: the file
+    www-data would read is not the host's. stat() needs no read permission; the jail's /etc/shadow
+    has another (device, inode) than the host's (a bind mount would keep both). CONTROL: uid 33 on
+    the host stats the host's /etc/shadow and is denied its content the same way.
+    (test_root_in_jail_sees_its_own_shadow_not_the_hosts compares the contents.)"""
+    code = IDENTITY + "attempt('shadow', lambda: open('/etc/shadow').read())\n" \
+                      "attempt('identity', lambda: identity('/etc/shadow'))"
+    result = shell.py(code)
+    control = outside(host, code)
+    blocked(control, "shadow", "EACCES")  # precondition: plain permissions, no jail needed
     blocked(result, "shadow", "EACCES")
+    assert control["identity"]["ok"] and result["identity"]["ok"], (control, result)
+    assert result["identity"]["value"] != control["identity"]["value"], "www-data's /etc/shadow is the host's file"
 
 
 def test_root_in_jail_sees_its_own_shadow_not_the_hosts(host, root_entry):
@@ -193,29 +234,54 @@ def test_root_in_jail_sees_its_own_shadow_not_the_hosts(host, root_entry):
     assert result["hash"]["value"] != host_hash, "the jail reads the host's /etc/shadow"
 
 
-def test_host_files_are_absent_for_www_data(shell, planted):
-    result = shell.py(f"for p in {planted[:3]!r}: attempt(p, lambda p=p: open(p).read())")
+def test_host_files_are_absent_for_www_data(host, shell, planted):
+    """Files planted on the host (0644) in /etc and /var/lib/jailhost are read by uid 33 on the
+    host (CONTROL) and absent (ENOENT) for www-data in the jail. The one in /root is denied to
+    uid 33 on the host too (/root is 0700): there the evidence is that the jail's /root is
+    another directory (a private tmpfs: another device and inode than the host's /root)."""
+    code = IDENTITY + f"for p in {planted[:3]!r}: attempt(p, lambda p=p: open(p).read())\n" \
+                      "attempt('root_dir', lambda: identity('/root'))"
+    result = shell.py(code)
+    control = outside(host, code)
+    blocked(control, planted[0], "EACCES")  # /root is 0700 on the host: not the jail's doing
+    assert control[planted[1]] == control[planted[2]] == {"ok": True, "value": "secret\n"}, control
     blocked(result, planted[0], "EACCES", "ENOENT")  # /root is a private tmpfs (0700)
     blocked(result, planted[1], "ENOENT")
     blocked(result, planted[2], "ENOENT")
+    assert control["root_dir"]["ok"] and result["root_dir"]["ok"], (control, result)
+    assert result["root_dir"]["value"] != control["root_dir"]["value"], "www-data's /root is the host's /root"
 
 
 def test_host_files_are_absent_for_root_in_the_jail(host, root_entry, planted):
-    result = as_root(host, f"for p in {planted[:3]!r}: attempt(p, lambda p=p: open(p).read())\n"
-                           "attempt('root', lambda: sorted(os.listdir('/root')))\n"
-                           f"attempt('find', lambda: os.popen('find / -xdev -name {MARK} 2>/dev/null').read())")
+    """Root in the jail, who passes every permission check, finds none of the planted files.
+    CONTROL: root on the host, outside the jail, reads each of them and sees the one in /root."""
+    code = (f"for p in {planted[:3]!r}: attempt(p, lambda p=p: open(p).read())\n"
+            "attempt('root', lambda: sorted(os.listdir('/root')))\n")
+    result = as_root(host, code + f"attempt('find', lambda: os.popen('find / -xdev -name {MARK} 2>/dev/null').read())")
+    control = outside(host, code, uid=None)
     for path in planted[:3]:
+        assert control[path] == {"ok": True, "value": "secret\n"}, control[path]
         blocked(result, path, "ENOENT")
+    assert MARK in json.dumps(control["root"]), control["root"]
     assert MARK not in json.dumps(result["root"]) and result["find"]["value"] == ""
 
 
 def test_other_jails_roots_are_unreachable(host, root_entry, planted):
+    """Root in the web jail looks for the db jail's files: by their host path, by their path in
+    the db jail, and through /proc/PID/root of a db jail process. CONTROLS: root in the db jail
+    reads the planted file and lists its data directory; root on the host, outside any jail, reads
+    the file by its host path and finds the db jail's processes' roots in /proc."""
     db_file = planted[3]
-    result = as_root(host, f"attempt('path', lambda: open({db_file!r}).read())\n"
-                           f"attempt('inside', lambda: open('/srv/{MARK}').read())\n"
-                           "attempt('pgdata', lambda: os.listdir('/var/lib/postgresql'))\n"
-                           "attempt('roots', lambda: [r for r in os.popen("
-                           "'ls -d /proc/[0-9]*/root/var/lib/postgresql 2>/dev/null').read().split()])")
+    code = (f"attempt('path', lambda: open({db_file!r}).read())\n"
+            f"attempt('inside', lambda: open('/srv/{MARK}').read())\n"
+            "attempt('pgdata', lambda: os.listdir('/var/lib/postgresql'))\n"
+            "attempt('roots', lambda: [r for r in os.popen("
+            "'ls -d /proc/[0-9]*/root/var/lib/postgresql 2>/dev/null').read().split()])")
+    result = as_root(host, code)
+    in_db = as_root(host, code, jail=DB)
+    on_host = outside(host, code, uid=None)
+    assert in_db["inside"] == {"ok": True, "value": "secret\n"} and in_db["pgdata"]["ok"], in_db
+    assert on_host["path"] == {"ok": True, "value": "secret\n"} and on_host["roots"]["value"], on_host
     blocked(result, "path", "ENOENT")
     blocked(result, "inside", "ENOENT")
     blocked(result, "pgdata", "ENOENT")
@@ -238,15 +304,46 @@ def test_root_in_jail_cannot_change_the_shared_base(host, root_entry):
 
 
 @pytest.mark.parametrize("directory", ["/etc", "/usr/bin", "/usr/lib", "/var/lib", "/sbin"])
-def test_www_data_cannot_write_system_directories(shell, directory):
-    result = shell.py(f"attempt('write', lambda: open({directory!r} + '/{MARK}', 'w'))")
+def test_www_data_cannot_write_system_directories(host, shell, root_entry, directory):
+    """Precondition: www-data cannot create a file in a system directory (EACCES), but uid 33
+    cannot on the host either (CONTROL): the directories are root's, the jail adds nothing here.
+    The jail's part is tried by an attacker who succeeds outside: root. Root on the host creates
+    the file in the host's directory (CONTROL); root in the jail gets no further than the jail's
+    own overlay layer: the host's directory, the shared base and the db jail never see the file."""
+    path = f"{directory}/{MARK}"
+    code = f"attempt('write', lambda: open({path!r}, 'w').write('x'))"
+    result = shell.py(code)
+    blocked(outside(host, code), "write", "EACCES")  # plain permissions, no jail needed
     blocked(result, "write", "EACCES")
+    base = host.check_output(f"cat /var/lib/jailhost/jails/{WEB}/base").strip()
+    try:
+        control = outside(host, code, uid=None)
+        assert control["write"]["ok"] and host.file(path).exists, f"control: root on the host writes {path}"
+        host.run_expect([0], f"rm -f {path}")
+        as_root(host, code)  # a success here is the jail's own file; an error is fine too
+        assert not host.file(path).exists, f"root in the jail wrote the host's {path}"
+        assert not host.file(f"{base}{path}").exists, "root in the jail wrote into the shared base"
+        assert not host.file(f"{DB_ROOT}{path}").exists, "the write is visible in the db jail"
+    finally:
+        host.run(f"rm -f {path}")
+        as_root(host, f"attempt('cleanup', lambda: os.unlink({path!r}))")
 
 
 def test_www_data_cannot_change_the_application(host, shell):
+    """Not a property of the jail: a precondition on the apache role's deployment. What blocks
+    www-data here is the files' ownership (root's, not writable by group or others), the same on
+    the host as in the jail: uid 33 is refused files of that ownership and mode anywhere. The
+    test checks that ownership from inside and that it, not a failing payload, is the refusal.
+    CONTROL: the same payload writes where the ownership allows it (www-data's /tmp in the jail)."""
     before = host.check_output(f"sha256sum {WEB_ROOT}{APP_ROOT}/index.php")
     result = shell.py(f"attempt('deface', lambda: open('{APP_ROOT}/index.php', 'a').write('owned'))\n"
-                      f"attempt('drop', lambda: open('{APP_ROOT}/{MARK}.php', 'w'))")
+                      f"attempt('drop', lambda: open('{APP_ROOT}/{MARK}.php', 'w'))\n"
+                      f"attempt('modes', lambda: [(s.st_uid, s.st_mode & 0o022) for s in "
+                      f"(os.stat('{APP_ROOT}'), os.stat('{APP_ROOT}/index.php'))])\n"
+                      f"attempt('tmp', lambda: open('/tmp/{MARK}', 'w').write('x'))\n"
+                      f"os.path.exists('/tmp/{MARK}') and os.unlink('/tmp/{MARK}')")
+    assert result["tmp"] == {"ok": True, "value": 1}, f"control: the payload cannot write at all: {result['tmp']}"
+    assert result["modes"] == {"ok": True, "value": [[0, 0], [0, 0]]}, f"the application is not root's alone: {result}"
     blocked(result, "deface", "EACCES")
     blocked(result, "drop", "EACCES")
     assert host.check_output(f"sha256sum {WEB_ROOT}{APP_ROOT}/index.php") == before
@@ -259,8 +356,14 @@ def test_host_control_sockets_and_firejail_state_are_absent(host, shell):
     assert host.file(f"/run/firejail/name/{main}").exists, "control: the state file exists on the host"
     paths = ["/run/systemd/private", "/run/dbus/system_bus_socket", f"/run/firejail/name/{main}",
              "/var/run/docker.sock", "/run/systemd/journal/socket", "/run/systemd/notify"]
-    result = shell.py(f"for p in {paths!r}: attempt(p, lambda p=p: os.stat(p))")
+    code = f"for p in {paths!r}: attempt(p, lambda p=p: os.stat(p))"
+    result = shell.py(code)
+    # CONTROL: uid 33 on the host, outside the jail, finds each of them (stat needs no permission
+    # on the socket itself). docker.sock is only there on a host that runs Docker: printed.
+    control = outside(host, code)
     for path in paths:
+        if path != "/var/run/docker.sock":
+            assert control[path]["ok"], f"control: uid 33 on the host does not find {path}: {control[path]}"
         blocked(result, path, "ENOENT")
 
 
@@ -278,10 +381,15 @@ def sentinel(host):
     host.run(f"kill {pid}")
 
 
-def test_host_processes_are_invisible(shell, sentinel):
-    result = shell.py("attempt('comms', lambda: sorted({open(f'/proc/{p}/comm').read().strip() "
-                      "for p in os.listdir('/proc') if p.isdigit() and os.path.exists(f'/proc/{p}/comm')}))\n"
-                      "attempt('count', lambda: len([p for p in os.listdir('/proc') if p.isdigit()]))")
+def test_host_processes_are_invisible(host, shell, sentinel):
+    """www-data lists /proc. CONTROL: uid 33 on the host, outside the jail, sees the sentinel (its
+    own uid), sshd, systemd and the db jail's postgres: /proc of the host hides nothing from it."""
+    code = ("attempt('comms', lambda: sorted({open(f'/proc/{p}/comm').read().strip() "
+            "for p in os.listdir('/proc') if p.isdigit() and os.path.exists(f'/proc/{p}/comm')}))\n"
+            "attempt('count', lambda: len([p for p in os.listdir('/proc') if p.isdigit()]))")
+    result = shell.py(code)
+    control = outside(host, code)["comms"]["value"]
+    assert {"jhsentinel", "sshd", "systemd", "postgres"} <= set(control), control
     comms = result["comms"]["value"]
     assert "jhsentinel" not in comms and "sshd" not in comms and "systemd" not in comms, comms
     assert "postgres" not in comms, comms
@@ -289,6 +397,10 @@ def test_host_processes_are_invisible(shell, sentinel):
 
 
 def test_host_processes_cannot_be_signalled(host, shell, sentinel):
+    """www-data signals a host process of its own uid: ESRCH, it is not in the jail's PID
+    namespace. CONTROL: uid 33 on the host signals it (signal 0: the check without the kill)."""
+    control = outside(host, f"attempt('kill0', lambda: os.kill({sentinel}, 0))")
+    assert control["kill0"] == {"ok": True, "value": None}, control
     result = shell.py(f"pid = {sentinel}\n"
                       "out['collision'] = os.path.exists(f'/proc/{pid}')\n"
                       "if not out['collision']: attempt('kill', lambda: os.kill(pid, 9))")
@@ -298,6 +410,7 @@ def test_host_processes_cannot_be_signalled(host, shell, sentinel):
 
 
 def test_root_in_jail_cannot_signal_host_processes(host, root_entry, sentinel):
+    """CONTROL: root on the host signals the sentinel (kill -0 after the attempt: it is alive)."""
     result = as_root(host, f"pid = {sentinel}\n"
                            "out['collision'] = os.path.exists(f'/proc/{pid}')\n"
                            "if not out['collision']: attempt('kill', lambda: os.kill(pid, 9))")
@@ -306,30 +419,73 @@ def test_root_in_jail_cannot_signal_host_processes(host, root_entry, sentinel):
     assert host.run(f"kill -0 {sentinel}").rc == 0
 
 
+# The secret is in memory before the fork, so the child has it at the same address.
 PTRACE = r'''
+secret = ctypes.create_string_buffer(b'jh-secret', 16)
 child = os.fork()
 if child == 0:
     time.sleep(5); os._exit(0)
 attempt('attach', lambda: syscall(101, 16, child, 0, 0))     # ptrace(PTRACE_ATTACH, child)
-buf = ctypes.create_string_buffer(8)
-iov = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 8)
-attempt('vm_readv', lambda: syscall(310, child, ctypes.addressof(iov), 1, ctypes.addressof(iov), 1, 0))
-attempt('proc_mem', lambda: open(f'/proc/{child}/mem', 'rb').read(1))
+buf = ctypes.create_string_buffer(16)
+local = (ctypes.c_void_p * 2)(ctypes.addressof(buf), 9)
+remote = (ctypes.c_void_p * 2)(ctypes.addressof(secret), 9)
+attempt('vm_readv', lambda: syscall(310, child, ctypes.addressof(local), 1, ctypes.addressof(remote), 1, 0) and buf.value.decode())
+def proc_mem():
+    with open(f'/proc/{child}/mem', 'rb', buffering=0) as f:
+        f.seek(ctypes.addressof(secret))
+        return f.read(9).decode()
+attempt('proc_mem', proc_mem)
 os.kill(child, 9); os.waitpid(child, 0)
 '''
 
 
-def test_www_data_cannot_ptrace_its_own_child(shell):
-    """Its own child, same uid: only seccomp stands in the way (Yama would allow it)."""
-    result = shell.py(PTRACE)
-    blocked(result, "attach", "EPERM")
-    blocked(result, "vm_readv", "EPERM")
+# /proc/PID/mem of another process: the memory a debugger reads, without ptrace().
+PROC_MEM_OF = r'''
+def read_mem(pid):
+    start = int(open(f'/proc/{pid}/maps').readline().split('-')[0], 16)
+    with open(f'/proc/{pid}/mem', 'rb', buffering=0) as f:
+        f.seek(start)
+        return len(f.read(16))
+out['collision'] = os.path.exists(f'/proc/{SENTINEL}')  # in the jail: a process of its own with that PID
+attempt('sentinel_mem', lambda: read_mem(SENTINEL))
+'''
 
 
-def test_root_in_jail_cannot_ptrace(host, root_entry):
-    result = as_root(host, PTRACE)
+def assert_ptrace_result(result: dict, control: dict) -> None:
+    """CONTROL (outside the jail, same uid): PTRACE_ATTACH works, process_vm_readv and /proc/PID/mem
+    return the child's secret, and the host's sentinel process (uid 33) is read through
+    /proc/PID/mem. In the jail, ptrace and process_vm_readv are refused by the seccomp filter
+    (EPERM). /proc/PID/mem is a file, no system call the filter can name: the attacker reads its
+    own child there as it does outside (asserted, so that nobody claims otherwise: a known limit
+    of the filter). What keeps it inside the jail: the host's processes are not in its PID
+    namespace (sentinel_mem: no such process); the Apache workers are not dumpable."""
+    assert control["attach"]["ok"], control
+    assert control["vm_readv"] == {"ok": True, "value": "jh-secret"}, control
+    assert control["proc_mem"] == {"ok": True, "value": "jh-secret"}, control
+    assert control["sentinel_mem"] == {"ok": True, "value": 16}, control
     blocked(result, "attach", "EPERM")
     blocked(result, "vm_readv", "EPERM")
+    assert result["proc_mem"] == control["proc_mem"], \
+        f"/proc/PID/mem of its own child changed in the jail (update the test and the docs): {result['proc_mem']}"
+    assert result["collision"] is False, "the sentinel's host PID exists inside the jail: rerun"
+    blocked(result, "sentinel_mem", "ENOENT")
+
+
+def test_www_data_cannot_ptrace_its_own_child(host, shell, sentinel):
+    """Its own child, same uid: only seccomp stands in the way (Yama would allow it).
+    CONTROL: uid 33 on the host, outside the jail, attaches to and reads its own child and the
+    sentinel (see assert_ptrace_result)."""
+    code = PTRACE + PROC_MEM_OF.replace("SENTINEL", str(sentinel))
+    result = shell.py(code)
+    assert_ptrace_result(result, outside(host, code))
+
+
+def test_root_in_jail_cannot_ptrace(host, root_entry, sentinel):
+    """CONTROL: root on the host, outside the jail, attaches to and reads its own child and the
+    sentinel (see assert_ptrace_result)."""
+    code = PTRACE + PROC_MEM_OF.replace("SENTINEL", str(sentinel))
+    result = as_root(host, code)
+    assert_ptrace_result(result, outside(host, code, uid=None))
 
 
 # --------------------------------------------------------------------------- kernel interfaces
@@ -342,44 +498,121 @@ attempt('umount_proc', lambda: syscall(166, b'/proc', 2))                   # um
 '''
 
 
-def test_www_data_cannot_mount(shell):
-    result = shell.py(MOUNT)
-    for label in ("tmpfs", "bind_root", "umount_proc"):
-        blocked(result, label, "EPERM")
-
-
-def test_root_in_jail_cannot_mount(host, root_entry):
-    result = as_root(host, MOUNT)
-    for label in ("tmpfs", "bind_root", "umount_proc"):
-        blocked(result, label, "EPERM")
-
-
-UNSHARE = r'''
-for name, flag in (('user', 0x10000000), ('mount', 0x00020000), ('net', 0x40000000), ('pid', 0x20000000)):
-    attempt(name, lambda flag=flag: syscall(272, flag))
-attempt('unshare_cmd', lambda: os.popen('unshare -U -r id -u 2>&1').read())
+# The unprivileged way to mount: a user namespace of one's own, in which one is root.
+USERNS_MOUNT = r'''
+def userns_mount():
+    syscall(272, 0x10000000 | 0x00020000)               # unshare(CLONE_NEWUSER | CLONE_NEWNS)
+    return syscall(165, b'none', b'/tmp', b'tmpfs', 0, 0)  # a tmpfs over /tmp, in that namespace only
+attempt('userns_tmpfs', userns_mount)
 '''
 
 
-def test_www_data_cannot_create_namespaces(shell):
+def test_www_data_cannot_mount(host, shell):
+    """The plain mount calls fail for uid 33 on the host too (EPERM: no CAP_SYS_ADMIN): for them
+    this is a precondition, test_root_in_jail_cannot_mount has the control that succeeds. What
+    www-data could do outside and not in the jail: mount in a user namespace of its own.
+    CONTROL: uid 33 on the host creates one and mounts a tmpfs in it (the mount dies with it)."""
+    result = shell.py(MOUNT + USERNS_MOUNT)
+    try:
+        control = outside(host, MOUNT + USERNS_MOUNT)
+    finally:
+        host.run("rmdir /tmp/m")
+    for label in ("tmpfs", "bind_root", "umount_proc"):
+        blocked(control, label, "EPERM")  # plain permissions, no jail needed
+        blocked(result, label, "EPERM")
+    passes(control, "userns_tmpfs")
+    blocked(result, "userns_tmpfs", "EPERM")
+
+
+def test_root_in_jail_cannot_mount(host, root_entry):
+    """CONTROL: root on the host, outside any jail, in a throwaway mount namespace (unshare -m,
+    private propagation: nothing reaches the host's mounts), mounts a tmpfs, binds / and detaches
+    /proc. In the jail: EPERM (seccomp and the capability bounding set)."""
+    result = as_root(host, MOUNT)
+    try:
+        control = outside(host, MOUNT, uid=None, wrap="unshare -m --propagation private")
+    finally:
+        host.run("rmdir /tmp/m")
+    for label in ("tmpfs", "bind_root", "umount_proc"):
+        passes(control, label)
+        blocked(result, label, "EPERM")
+
+
+# The user namespace last: once in one, the process would hold every capability for the others
+# (and unshare(1) first, from the namespaces the attacker starts in).
+UNSHARE = r'''
+attempt('unshare_cmd', lambda: os.popen('unshare -U -r id -u 2>&1').read())
+for name, flag in (('mount', 0x00020000), ('net', 0x40000000), ('pid', 0x20000000), ('user', 0x10000000)):
+    attempt(name, lambda flag=flag: syscall(272, flag))
+'''
+
+
+def test_www_data_cannot_create_namespaces(host, shell):
+    """CONTROL: uid 33 on the host, outside the jail, creates a user namespace and becomes root in
+    it (unshare -U -r); in the jail it cannot (restrict-namespaces, seccomp). Mount, network and PID
+    namespaces need CAP_SYS_ADMIN, which uid 33 lacks on the host too: for them this is a
+    precondition, test_root_in_jail_cannot_create_namespaces has the control that succeeds."""
     result = shell.py(UNSHARE)
+    control = outside(host, UNSHARE)
+    for label in ("mount", "net", "pid"):
+        blocked(control, label, "EPERM")  # plain permissions, no jail needed
+    passes(control, "user")
+    assert control["unshare_cmd"]["value"].strip() == "0", control
     for label in ("user", "mount", "net", "pid"):
         blocked(result, label, "EPERM")
     assert result["unshare_cmd"]["value"].strip() != "0"
 
 
 def test_root_in_jail_cannot_create_namespaces(host, root_entry):
+    """CONTROL: root on the host, outside any jail, creates each namespace (they are the control
+    process's own and end with it)."""
     result = as_root(host, UNSHARE)
+    control = outside(host, UNSHARE, uid=None)
     for label in ("user", "mount", "net", "pid"):
+        passes(control, label)
         blocked(result, label, "EPERM")
 
 
+# Run FN in a forked child, so that a success (in a control) changes only the child's root.
+IN_CHILD = r'''
+def in_child(fn):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            fn(); code = 0
+        except OSError as e:
+            code = e.errno or 255
+        os.write(w, bytes([code])); os._exit(0)
+    os.close(w)
+    code = os.read(r, 1)[0]
+    os.close(r); os.waitpid(pid, 0)
+    if code:
+        raise OSError(code, os.strerror(code))
+    return 'done'
+'''
+CHROOT = IN_CHILD + r'''
+os.makedirs('/tmp/x', exist_ok=True)
+attempt('proc1root', lambda: os.listdir('/proc/1/root/var/lib'))
+attempt('chroot', lambda: in_child(lambda: os.chroot('/tmp/x')))
+attempt('pivot_root', lambda: in_child(lambda: syscall(155, b'/tmp', b'/tmp/x')))
+'''
+
+
 def test_root_in_jail_cannot_chroot_back_out(host, root_entry):
-    """The classic escape: chroot into a subdirectory, walk up with .., chroot(".")."""
-    result = as_root(host, "os.makedirs('/tmp/x', exist_ok=True)\n"
-                           "attempt('chroot', lambda: os.chroot('/tmp/x'))\n"
-                           "attempt('pivot_root', lambda: syscall(155, b'/tmp', b'/tmp/x'))\n"
-                           "attempt('proc1root', lambda: os.listdir('/proc/1/root/var/lib'))")
+    """The classic escape: chroot into a subdirectory, walk up with .., chroot("."); or
+    pivot_root, or the root directory of PID 1. CONTROL: root on the host, outside any jail, in a
+    throwaway mount namespace: chroot works, pivot_root gets past its permission check (it
+    works, or fails on its arguments: EINVAL, EBUSY), and /proc/1/root is the host's tree."""
+    result = as_root(host, CHROOT)
+    try:
+        control = outside(host, CHROOT, uid=None, wrap="unshare -m --propagation private")
+    finally:
+        host.run("rmdir /tmp/x")
+    passes(control, "chroot")
+    passes(control, "pivot_root", "EINVAL", "EBUSY")
+    assert "jailhost" in json.dumps(control["proc1root"]), control
     blocked(result, "chroot", "EPERM")
     blocked(result, "pivot_root", "EPERM")
     # PID 1 of the jail is the sandbox itself, chrooted like us: no host tree behind /proc/1/root
@@ -394,18 +627,42 @@ attempt('delete_module', lambda: syscall(176, b'overlay', 0))
 '''
 
 
-def test_www_data_cannot_load_a_kernel_module(shell):
+CAP_SYS_MODULE = 16
+
+
+def test_www_data_cannot_load_a_kernel_module(host, shell):
+    """Precondition only: uid 33 gets the same EPERM on the host (CONTROL), without CAP_SYS_MODULE
+    no process loads a module. test_root_in_jail_cannot_load_a_kernel_module is the jail's test."""
     result = shell.py(MODULE)
+    control = outside(host, MODULE)
     for label in ("init_module", "finit_module", "delete_module"):
+        blocked(control, label, "EPERM")  # plain permissions, no jail needed
         blocked(result, label, "EPERM")
 
 
 def test_root_in_jail_cannot_load_a_kernel_module(host, root_entry):
+    """Root in the jail loads, and unloads, a kernel module: EPERM. What the jail does about it:
+    CAP_SYS_MODULE is out of the capability bounding set of every jail process, and firejail's
+    seccomp filter names init_module, finit_module and delete_module. CONTROL: root on the host,
+    outside the jail. On a host that may load modules, it gets past the permission check (ENOEXEC,
+    EINVAL, EBADF, ENOENT: the arguments are garbage) and the test requires that; on a host that
+    may not (the lab host is a systemd-nspawn container, without CAP_SYS_MODULE) it gets EPERM as
+    well, and only the jail's own bounding set and filter are left to check, so they are."""
     before = host.check_output("cat /proc/modules 2>/dev/null | wc -l")
     result = as_root(host, MODULE)
+    control = outside(host, MODULE, uid=None)
     for label in ("init_module", "finit_module", "delete_module"):
         blocked(result, label, "EPERM")
     assert host.check_output("cat /proc/modules 2>/dev/null | wc -l") == before
+    assert not int(result["self"]["CapBnd"], 16) >> CAP_SYS_MODULE & 1, result["self"]
+    if int(control["self"]["CapBnd"], 16) >> CAP_SYS_MODULE & 1:
+        for label in ("init_module", "finit_module", "delete_module"):
+            passes(control, label, "ENOEXEC", "EINVAL", "EBADF", "ENOENT", "EFAULT", "EWOULDBLOCK")
+    else:  # the host's root cannot load modules either: the jail's filter must still carry them
+        _, _, daemons = jail_pids(host, WEB)
+        listed = host.check_output(f"cat /proc/{daemons[0]}/root/run/firejail/mnt/seccomp/seccomp.list")
+        assert listed.split(), "no seccomp filter listed in the jail"
+        assert int(result["self"]["Seccomp_filters"]) > int(control["self"]["Seccomp_filters"]), (result, control)
 
 
 SOCKETS = r'''
@@ -417,8 +674,17 @@ attempt('inet_ok', lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).clo
 '''
 
 
-def test_www_data_cannot_open_raw_or_packet_sockets(shell):
+def test_www_data_cannot_open_raw_or_packet_sockets(host, shell):
+    """CONTROL: uid 33 on the host, outside the jail: a netlink socket opens, raw IPv6 and packet
+    sockets are refused for want of CAP_NET_RAW (EPERM) where the jail refuses the protocol itself
+    (EOPNOTSUPP). A raw ICMP socket is EPERM on both sides (no CAP_NET_RAW): a precondition here,
+    test_root_in_jail_cannot_open_raw_or_packet_sockets has the control that succeeds."""
     result = shell.py(SOCKETS)
+    control = outside(host, SOCKETS)
+    blocked(control, "raw_icmp", "EPERM")
+    blocked(control, "raw_tcp6", "EPERM")
+    blocked(control, "packet", "EPERM")
+    passes(control, "netlink")
     blocked(result, "raw_icmp", "EPERM")      # no CAP_NET_RAW
     blocked(result, "raw_tcp6", "EOPNOTSUPP")  # protocol unix,inet (seccomp): no IPv6 at all
     blocked(result, "packet", "EOPNOTSUPP")
@@ -427,7 +693,13 @@ def test_www_data_cannot_open_raw_or_packet_sockets(shell):
 
 
 def test_root_in_jail_cannot_open_raw_or_packet_sockets(host, root_entry):
+    """CONTROL: root on the host, outside the jail, opens every one of them (opening a socket
+    sends nothing). In the jail: EPERM (CAP_NET_RAW is not in the bounding set) and EOPNOTSUPP
+    (protocol unix,inet)."""
     result = as_root(host, SOCKETS)
+    control = outside(host, SOCKETS, uid=None)
+    for label in ("raw_icmp", "raw_tcp6", "packet", "netlink", "inet_ok"):
+        passes(control, label)
     blocked(result, "raw_icmp", "EPERM")
     blocked(result, "raw_tcp6", "EOPNOTSUPP")
     blocked(result, "packet", "EOPNOTSUPP")
@@ -493,13 +765,20 @@ def test_io_uring_is_denied(host, shell, root_entry, who, jail):
 
 
 def test_root_in_jail_cannot_change_the_jail_network(host, root_entry):
-    """Spoofing another jail's address needs CAP_NET_ADMIN (and netlink, which is filtered)."""
-    result = as_root(host, "import fcntl, struct\n"
-                           "s = socket.socket()\n"
-                           f"req = struct.pack('16sH2s4s8s', b'eth0', socket.AF_INET, b'\\0\\0', "
-                           f"socket.inet_aton('{DB_IP}'), b'\\0' * 8)\n"
-                           "attempt('siocsifaddr', lambda: fcntl.ioctl(s, 0x8916, req))\n"
-                           "attempt('ip_forward', lambda: open('/proc/sys/net/ipv4/ip_forward', 'w').write('1'))")
+    """Spoofing another jail's address needs CAP_NET_ADMIN (and netlink, which is filtered).
+    CONTROL: root on the host, outside any jail, in a throwaway network namespace (unshare -n: the
+    host's network is untouched) gets past the capability check (ENODEV: that namespace has no
+    eth0; the check comes first) and writes its ip_forward."""
+    code = ("import fcntl, struct\n"
+            "s = socket.socket()\n"
+            f"req = struct.pack('16sH2s4s8s', b'eth0', socket.AF_INET, b'\\0\\0', "
+            f"socket.inet_aton('{DB_IP}'), b'\\0' * 8)\n"
+            "attempt('siocsifaddr', lambda: fcntl.ioctl(s, 0x8916, req))\n"
+            "attempt('ip_forward', lambda: open('/proc/sys/net/ipv4/ip_forward', 'w').write('1'))")
+    result = as_root(host, code)
+    control = outside(host, code, uid=None, wrap="unshare -n")
+    passes(control, "siocsifaddr", "ENODEV")
+    passes(control, "ip_forward")
     blocked(result, "siocsifaddr", "EPERM")
     blocked(result, "ip_forward", "EROFS", "EACCES", "EPERM")
 
@@ -510,36 +789,68 @@ attempt('block', lambda: os.mknod('/tmp/sda', stat.S_IFBLK | 0o600, os.makedev(8
 attempt('mem', lambda: os.mknod('/tmp/mem', stat.S_IFCHR | 0o600, os.makedev(1, 1)))
 attempt('in_dev', lambda: os.mknod('/dev/kmem', stat.S_IFCHR | 0o600, os.makedev(1, 2)))
 '''
+# A node any device policy allows (the numbers of /dev/null): the capability alone decides.
+MKNOD_NULL = r'''
+import stat
+attempt('null', lambda: os.mknod('/tmp/@NAME@', stat.S_IFCHR | 0o600, os.makedev(1, 3)))
+'''
 
 
-def test_www_data_cannot_create_devices(shell):
-    result = shell.py(MKNOD)
-    blocked(result, "block", "EPERM")
-    blocked(result, "mem", "EPERM")
+def test_www_data_cannot_create_devices(host, shell):
+    """Precondition only: uid 33 gets the same refusals on the host (CONTROL): mknod of a device
+    needs CAP_MKNOD, /dev is root's. test_root_in_jail_cannot_create_devices is the jail's test."""
+    code = MKNOD + MKNOD_NULL.replace("@NAME@", MARK)
+    result = shell.py(code)
+    control = outside(host, code)
+    for label in ("block", "mem", "null"):
+        blocked(control, label, "EPERM")  # plain permissions, no jail needed
+        blocked(result, label, "EPERM")
+    blocked(control, "in_dev", "EACCES", "EPERM")
     blocked(result, "in_dev", "EACCES", "EPERM")
 
 
 def test_root_in_jail_cannot_create_devices(host, root_entry):
-    result = as_root(host, MKNOD)
+    """CONTROL: root on the host, outside the jail, creates a character device node with the
+    numbers of /dev/null in /tmp (then removed): the harmless one, any device policy allows it.
+    In the jail even that is EPERM, like /dev/mem's and a disk's numbers: CAP_MKNOD is out of the
+    bounding set (the control does not create those on the host)."""
+    code = MKNOD + MKNOD_NULL.replace("@NAME@", MARK)
+    result = as_root(host, code)
+    try:
+        control = outside(host, MKNOD_NULL.replace("@NAME@", MARK), uid=None)
+        assert host.run(f"test -c /tmp/{MARK}").rc == 0, "control: no device node on the host"
+    finally:
+        host.run(f"rm -f /tmp/{MARK}")
+    passes(control, "null")
+    blocked(result, "null", "EPERM")
     blocked(result, "block", "EPERM")
     blocked(result, "mem", "EPERM")
     blocked(result, "in_dev", "EPERM")
 
 
+HOST_DEVICES = ('/dev/mem', '/dev/kmsg', '/dev/sda', '/dev/vda', '/dev/loop0', '/dev/tty0', '/dev/net/tun', '/dev/port')
 DEVICES = r'''
 out['listing'] = sorted(os.listdir('/dev'))
-for dev in ('/dev/mem', '/dev/kmsg', '/dev/sda', '/dev/vda', '/dev/loop0', '/dev/tty0', '/dev/net/tun', '/dev/port'):
+for dev in @DEVICES@:
     attempt(dev, lambda dev=dev: os.open(dev, os.O_RDONLY))
-'''
+'''.replace("@DEVICES@", repr(HOST_DEVICES))
 ALLOWED_DEV = {"console", "full", "null", "ptmx", "pts", "random", "shm", "tty", "urandom", "zero",
                "fd", "stdin", "stdout", "stderr", "log"}
 
 
 @pytest.mark.parametrize("who", ["www-data", "root"])
 def test_host_devices_are_absent(host, shell, root_entry, who):
+    """The host's devices are absent from the jail (private-dev): ENOENT, and /dev holds only the
+    allowed set. CONTROL: the same uid on the host, outside the jail, lists a /dev with more than
+    that set and finds the devices of the list the host has (opened read-only, or refused by
+    permissions: EACCES, EPERM, but there). A host without any of them would prove nothing: the
+    lab host, a container, has /dev/net/tun, a bare-metal host most of them."""
     result = shell.py(DEVICES) if who == "www-data" else as_root(host, DEVICES)
-    for dev in ('/dev/mem', '/dev/kmsg', '/dev/sda', '/dev/vda', '/dev/loop0', '/dev/tty0', '/dev/net/tun',
-                '/dev/port'):
+    control = outside(host, DEVICES, uid=33 if who == "www-data" else None)
+    present = [dev for dev in HOST_DEVICES if control[dev]["ok"] or control[dev]["errno"] != "ENOENT"]
+    assert present, f"control: none of {HOST_DEVICES} is on the host"
+    assert set(control["listing"]) - ALLOWED_DEV, f"control: the host's /dev is the jail's set: {control['listing']}"
+    for dev in HOST_DEVICES:
         blocked(result, dev, "ENOENT")
     assert set(result["listing"]) <= ALLOWED_DEV, set(result["listing"]) - ALLOWED_DEV
 
@@ -561,10 +872,26 @@ for path in @PATHS@:
 
 @pytest.mark.parametrize("who", ["www-data", "root"])
 def test_proc_sys_and_sys_are_read_only(host, shell, root_entry, who):
+    """www-data: a precondition only. uid 33 may write none of these files on the host either
+    (CONTROL: EACCES, they are root's 0644), so its EACCES in the jail says nothing about the jail.
+    root: the jail's test. CONTROL: root on the host, outside the jail (in throwaway network and UTS
+    namespaces: the net sysctls it rewrites are that namespace's own), rewrites the ones its host
+    lets it: at least one. The lab host, a systemd-nspawn container, has /proc/sys and /sys
+    read-only itself but for /proc/sys/net; a bare-metal host lets root write them all. Every file
+    root writes outside, it may not write in the jail (EROFS: firejail's read-only remount)."""
     paths = [p for p in SYSCTLS + SYS_FILES if host.file(p).exists]
     assert len(paths) >= 5, paths
     code = PROC_SYS.replace("@PATHS@", repr(paths))
     result = shell.py(code) if who == "www-data" else as_root(host, code)
+    if who == "www-data":
+        control = outside(host, code)
+        assert not [p for p in paths if control[p]["ok"]], f"uid 33 writes sysctls on the host: {control}"
+    else:
+        control = outside(host, code, uid=None, wrap="unshare -n -u")
+        writable = [p for p in paths if control[p]["ok"]]
+        assert writable, "control: root on the host writes none of them"
+        for path in writable:
+            blocked(result, path, "EROFS")
     for path in paths:
         # core_pattern is an empty read-only file in the jail: the read works, the write not
         blocked(result, path, "EROFS", "EACCES", "ENOENT")
@@ -598,14 +925,29 @@ def test_www_data_keyctl_bpf_and_friends_are_filtered(host, shell):
     assert int(result["self"]["Seccomp_filters"]) > int(outside["self"]["Seccomp_filters"]), (result["self"], outside)
 
 
+ROOT_SECCOMP = SECCOMP + ("attempt('settime', lambda: syscall(164, 0, 0))\n"
+                          "attempt('sethostname', lambda: syscall(170, b'owned', 5))\n"
+                          "attempt('swapon', lambda: syscall(167, b'/tmp', 0))\n"
+                          "attempt('reboot_cad', lambda: syscall(169, 0xfee1dead, 672274793, 0, 0))")
+
+
 def test_root_in_jail_keyctl_bpf_and_friends_are_filtered(host, root_entry):
-    result = as_root(host, SECCOMP + "attempt('settime', lambda: syscall(164, 0, 0))\n"
-                                     "attempt('sethostname', lambda: syscall(170, b'owned', 5))\n"
-                                     "attempt('swapon', lambda: syscall(167, b'/tmp', 0))\n"
-                                     "attempt('reboot_cad', lambda: syscall(169, 0xfee1dead, 672274793, 0, 0))")
+    """CONTROL: root on the host, outside the jail, in throwaway UTS and PID namespaces (its
+    hostname is that namespace's; reboot() in a PID namespace other than the first only ends that
+    namespace, and LINUX_REBOOT_CMD_CAD_OFF is refused there, EINVAL). The lab host is itself a
+    systemd-nspawn container whose own filter and bounding set refuse keyctl, add_key, bpf,
+    perf_event_open, kexec_load, settime and swapon outside the jail too (the control prints them): for those the
+    jail's evidence is its own filter on top (more Seccomp_filters than host root). The others get
+    through outside (success, or an error on the garbage arguments: EFAULT, EINVAL) and are EPERM
+    in the jail."""
+    result = as_root(host, ROOT_SECCOMP)
+    control = outside(host, ROOT_SECCOMP, uid=None, wrap="unshare -u -p -f")
+    for label in ("personality", "sethostname", "userfaultfd", "reboot_cad"):
+        passes(control, label, "EFAULT", "EINVAL")
     for label in ("keyctl", "add_key", "bpf", "userfaultfd", "perf_event_open", "kexec_load", "settime",
-                  "sethostname", "swapon", "reboot_cad"):
+                  "sethostname", "swapon", "reboot_cad", "personality"):
         blocked(result, label, "EPERM")
+    assert int(result["self"]["Seccomp_filters"]) > int(control["self"]["Seccomp_filters"]), (result["self"], control)
     assert host.check_output("hostname") != "owned"
 
 
@@ -632,11 +974,17 @@ def test_setuid_binary_gains_nothing(host, shell):
 
 
 def test_system_v_ipc_of_the_host_is_invisible(host, shell):
+    """A shared memory segment of the host, mode 0666. CONTROL: uid 33 on the host, outside the
+    jail, attaches it and sees it in /proc/sysvipc/shm; in the jail (its own IPC namespace) the id
+    names nothing."""
     shmid = host.check_output("ipcmk -M 4096 -p 0666 | awk '{print $NF}'")
     try:
         assert shmid.isdigit(), "could not create a shared memory segment on the host"
-        result = shell.py(f"attempt('shmat', lambda: syscall(30, {shmid}, 0, 0))\n"          # shmat
-                          "attempt('ipcs', lambda: open('/proc/sysvipc/shm').read().splitlines()[1:])")
+        code = (f"attempt('shmat', lambda: syscall(30, {shmid}, 0, 0))\n"          # shmat
+                "attempt('ipcs', lambda: open('/proc/sysvipc/shm').read().splitlines()[1:])")
+        result = shell.py(code)
+        control = outside(host, code)
+        assert control["shmat"]["ok"] and control["ipcs"]["value"], control
         blocked(result, "shmat", "EINVAL", "EIDRM")
         assert result["ipcs"]["value"] == [], result["ipcs"]
     finally:
@@ -650,8 +998,12 @@ def test_abstract_unix_sockets_of_the_host_are_unreachable(host, shell):
         f"s.listen(1); time.sleep(120)\" >/dev/null 2>&1 </dev/null & echo $!")
     try:
         wait_until(lambda: name in host.check_output("cat /proc/net/unix"), timeout=5)
-        result = shell.py(f"s = socket.socket(socket.AF_UNIX)\n"
-                          f"attempt('connect', lambda: s.connect('\\0{name}'))")
+        code = f"s = socket.socket(socket.AF_UNIX)\nattempt('connect', lambda: s.connect('\\0{name}'))"
+        result = shell.py(code)
+        # CONTROL: uid 33 on the host, outside the jail, connects (abstract names have no permissions);
+        # the jail has its own network namespace, hence its own abstract names.
+        control = outside(host, code)
+        assert control["connect"]["ok"], control
         blocked(result, "connect", "ECONNREFUSED")
     finally:
         host.run(f"kill {pid}")
@@ -666,8 +1018,13 @@ def test_control_the_declared_flow_to_postgresql_works(shell):
     assert result["pg"] == {"ok": True, "value": "connected"}
 
 
+HOST_CONNECT = "python3 -c \"import socket; socket.create_connection(('{addr}', {port}), 3); print('connected')\""
+
+
 def test_host_ssh_on_the_bridge_address_is_unreachable(host, shell):
+    """CONTROL: from the host itself, sshd answers on the bridge address (it listens on it)."""
     assert host.run(f"ss -Hltn 'sport = :22' | grep -q .").rc == 0, "no sshd on the test host"
+    assert host.check_output(HOST_CONNECT.format(addr=BRIDGE_IP, port=22)) == "connected"
     result = shell.py(f"attempt('ssh', lambda: connect('{BRIDGE_IP}', 22))")
     blocked(result, "ssh", "timeout")
 
@@ -676,6 +1033,8 @@ def test_host_ssh_on_the_uplink_address_is_unreachable(host, shell):
     uplink = host.check_output("ip -4 -o addr show scope global | awk '$2 != \"br0\" && $2 !~ /^h-/ "
                                "{sub(\"/.*\", \"\", $4); print $4; exit}'")
     assert uplink, "no uplink address"
+    # CONTROL: from the host itself, sshd answers on the uplink address.
+    assert host.check_output(HOST_CONNECT.format(addr=uplink, port=22)) == "connected"
     result = shell.py(f"attempt('ssh', lambda: connect('{uplink}', 22))")
     blocked(result, "ssh", "timeout")
 
@@ -744,7 +1103,11 @@ def test_a_port_scan_of_the_db_jail_finds_postgresql_only(shell):
 
 
 def test_db_jail_cannot_reach_the_web_jail(host, root_entry):
-    """The declared flow is web -> db:5432 only; root in the db jail cannot open the reverse."""
+    """The declared flow is web -> db:5432 only; root in the db jail cannot open the reverse.
+    CONTROL: Apache answers on both ports, from the web jail's own network namespace."""
+    _, _, web = jail_pids(host, WEB)
+    for port in (80, 443):
+        assert host.check_output(f"nsenter -t {web[0]} -n " + HOST_CONNECT.format(addr=WEB_IP, port=port)) == "connected"
     result = as_root(host, f"attempt('http', lambda: connect('{WEB_IP}', 80))\n"
                            f"attempt('https', lambda: connect('{WEB_IP}', 443))", jail=DB)
     blocked(result, "http", "timeout")
@@ -786,9 +1149,11 @@ def test_dns_exfiltration_is_blocked(host, shell, listeners):
     time.sleep(1)
     assert seen(host, listeners["out"]) == [] and seen(host, listeners["host"]) == [], "a query got out"
     # control: the listeners do answer (from the host)
-    host.run_expect([0], f"python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-                         f"s.sendto(b'control', ('{OUT_IP}', 53))\"")
+    for addr in (OUT_IP, BRIDGE_IP):
+        host.run_expect([0], f"python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                             f"s.sendto(b'control', ('{addr}', 53))\"")
     wait_until(lambda: seen(host, listeners["out"]), timeout=5)
+    wait_until(lambda: seen(host, listeners["host"]), timeout=5)
 
 
 # --------------------------------------------------------------------------- resources
@@ -817,6 +1182,9 @@ for k in kids:
     os.waitpid(k, 0)
 '''
     result = shell.py(code)
+    # CONTROL: uid 33 on the host, outside the jail, has no such limit (read, not tried).
+    control = outside(host, "import resource\nout['nproc'] = resource.getrlimit(resource.RLIMIT_NPROC)[0]")
+    assert control["nproc"] == -1 or control["nproc"] > int(limit), control
     blocked(result, "fork", "EAGAIN")
     assert result["forked"] < int(limit), result["forked"]
     host.run_expect([0], "sh -c true")  # the host still forks
@@ -832,6 +1200,9 @@ def test_memory_bomb_stops_at_the_jail_address_space_limit(host, shell):
     available = int(host.check_output("awk '/MemAvailable/ {print $2}' /proc/meminfo"))
     result = shell.py("attempt('alloc', lambda: len(bytearray(4 << 30)))\n"
                       "attempt('mmap', lambda: __import__('mmap').mmap(-1, 4 << 30).close())")
+    # CONTROL: uid 33 on the host, outside the jail, has no such limit (read, not tried: 4 GiB).
+    control = outside(host, "import resource\nout['as'] = resource.getrlimit(resource.RLIMIT_AS)[0]")
+    assert control["as"] == -1 or control["as"] > int(limit), control
     blocked(result, "alloc", "MemoryError")
     blocked(result, "mmap", "ENOMEM")
     after = int(host.check_output("awk '/MemAvailable/ {print $2}' /proc/meminfo"))
