@@ -27,6 +27,7 @@ A *spec* is a dict::
         'tasks_max': 256,                   # systemd TasksMax=; None: systemd default
         'cpu_quota': '50%',                 # systemd CPUQuota=; None: no limit
         'rlimits': {'nofile': 1024},        # firejail rlimit-* (kernel per-process limits)
+        'dns': ['192.0.2.53'],              # the jail's resolvers; [] or None: none (127.0.0.1)
         'stop_signal': 'SIGINT',            # signal the daemon gets first at stop; None: SIGTERM
         'stop_timeout': 20,                 # TimeoutStopSec=, seconds (> 15)
         'restart_sec': 2,
@@ -93,7 +94,7 @@ SECCOMP_EXTRA = ('io_uring_setup', 'io_uring_enter', 'io_uring_register')
 SPEC_KEYS = frozenset((
     'name', 'bridge', 'bridge_cidr', 'ip', 'command', 'root', 'veth_name', 'defaultgw',
     'hardening', 'memory_max', 'tasks_max', 'cpu_quota', 'rlimits', 'stop_signal', 'stop_timeout',
-    'restart_sec', 'firewall_unit',
+    'restart_sec', 'firewall_unit', 'dns',
     'description', 'profile_path',
 ))
 
@@ -141,6 +142,7 @@ REASONS = {
     'writable_var_log': "keep the jail root's /var/log instead of firejail's tmpfs (logs survive)",
     'netfilter': 'iptables-restore rules loaded inside the jail network namespace',
     'rlimit': 'kernel resource limit of every process in the jail (independent of cgroups)',
+    'dns': "the jail's resolver, mounted over the copy of the host's resolv.conf that --chroot writes",
     'deterministic-shutdown': 'the sandbox ends when the daemon ends, killing any leftover process',
     'deterministic-exit-code': "firejail exits with the daemon's exit status, so systemd logs why it ended",
 }
@@ -316,6 +318,17 @@ def validate_spec(spec) -> list[str]:
                 elif not (_is_int(rlimits[key]) and rlimits[key] > 0):
                     errors.append(f'rlimits.{key} must be a positive integer')
 
+    dns = spec.get('dns')
+    if dns is not None:
+        if not isinstance(dns, list) or len(dns) > 3:
+            errors.append('dns must be a list of at most 3 IPv4 addresses')
+        else:
+            for item in dns:
+                try:
+                    ipaddress.IPv4Address(item)
+                except (ipaddress.AddressValueError, ValueError, TypeError):
+                    errors.append(f'dns: {item!r} is not an IPv4 address')
+
     stop_signal = spec.get('stop_signal')
     if stop_signal is not None and stop_signal not in SIGNAL_NUMBERS:
         errors.append(f"stop_signal {stop_signal!r} must be one of {', '.join(SIGNAL_NUMBERS)}")
@@ -388,6 +401,11 @@ def render_profile(spec: dict) -> str:
         directive('writable_var_log', 'writable-var-log')
     if hard['netfilter']:
         directive('netfilter', f"netfilter {hard['netfilter']}")
+    # firejail --chroot copies the host's /etc/resolv.conf into the jail root at every start; a
+    # dns line makes it mount its own over it, so the jail never reads the host's resolvers and
+    # search domains. No resolver given: 127.0.0.1, where nothing answers (lookups fail at once).
+    for server in spec.get('dns') or ['127.0.0.1']:
+        directive('dns', f'dns {server}')
     for key, value in sorted((spec.get('rlimits') or {}).items()):
         directive('rlimit', f'rlimit-{key} {value}')
     directive('deterministic-shutdown', 'deterministic-shutdown')

@@ -178,6 +178,17 @@ options:
     description: C(TimeoutStopSec=) in seconds (at least 16; firejail SIGKILLs 10 s after SIGTERM).
     type: int
     default: 20
+  dns:
+    description:
+      - Resolvers of the jail (at most 3 IPv4 addresses), written as its C(/etc/resolv.conf).
+      - Empty (the default) - C(nameserver 127.0.0.1), where nothing answers, so lookups fail at
+        once. firejail's C(--chroot) copies the host's C(/etc/resolv.conf) into the jail root at
+        every start; the jail sees this one mounted over it instead, never the host's resolvers
+        and search domains. A jail that must resolve names needs a resolver here and egress to it
+        (C(bridge_egress_allow) of the bridge role).
+    type: list
+    elements: str
+    default: []
   firewall_unit:
     description:
       - The unit that puts the jail network's firewall rules in place (the bridge role's
@@ -441,7 +452,7 @@ class Sandbox:
         spec = {"name": self.name, "bridge": p["bridge"], "ip": p["ip"], "command": p["command"],
                 "bridge_cidr": self.bridge_cidr(p["bridge"]), "stop_timeout": p["stop_timeout"]}
         for key in ("root", "memory_max", "tasks_max", "cpu_quota", "rlimits", "stop_signal", "description",
-                    "firewall_unit"):
+                    "firewall_unit", "dns"):
             if p[key] is not None:
                 spec[key] = p[key]
         if p["hardening"]:
@@ -600,6 +611,7 @@ def main():
                                                        "SIGUSR1", "SIGUSR2", "SIGWINCH"]},
             "stop_timeout": {"type": "int", "default": 20},
             "firewall_unit": {"type": "str", "default": "jailhost-firewall.service"},
+            "dns": {"type": "list", "elements": "str", "default": []},
             "description": {"type": "str"},
             "state": {"type": "str", "default": "started",
                       "choices": ["started", "stopped", "restarted", "absent"]},

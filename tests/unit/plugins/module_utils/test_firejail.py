@@ -76,6 +76,8 @@ restrict-namespaces
 ipc-namespace
 # firejail's blacklist of sensitive files and su/sudo inside the jail
 include disable-common.inc
+# the jail's resolver, mounted over the copy of the host's resolv.conf that --chroot writes
+dns 127.0.0.1
 # the sandbox ends when the daemon ends, killing any leftover process
 deterministic-shutdown
 # firejail exits with the daemon's exit status, so systemd logs why it ended
@@ -319,7 +321,7 @@ def test_profile_without_optional_hardening():
     text = render_profile(spec(hardening=off))
     directives = [line for line in text.splitlines() if line and not line.startswith('#')]
     # capabilities are always dropped unless kept explicitly; the supervision directives stay
-    assert directives == ['caps.drop all', 'protocol unix,inet', 'deterministic-shutdown',
+    assert directives == ['caps.drop all', 'protocol unix,inet', 'dns 127.0.0.1', 'deterministic-shutdown',
                           'deterministic-exit-code']
 
 
@@ -621,3 +623,21 @@ def test_unit_without_a_firewall_unit_has_no_binding(value):
 def test_firewall_unit_must_be_a_unit_name(value):
     errors = validate_spec(spec(firewall_unit=value))
     assert errors == ['firewall_unit must be a systemd unit name such as jailhost-firewall.service'], errors
+
+
+# --- dns ----------------------------------------------------------------------------------------
+
+def test_dns_lines_replace_the_hosts_resolvers():
+    lines = render_profile(spec(dns=['192.0.2.53', '198.51.100.53'])).splitlines()
+    assert [line for line in lines if line.startswith('dns ')] == ['dns 192.0.2.53', 'dns 198.51.100.53']
+    assert [line for line in render_profile(spec(dns=[])).splitlines() if line.startswith('dns ')] == ['dns 127.0.0.1']
+
+
+@pytest.mark.parametrize('value, message', [
+    (['resolver.example'], "dns: 'resolver.example' is not an IPv4 address"),
+    (['2001:db8::53'], "dns: '2001:db8::53' is not an IPv4 address"),
+    (['192.0.2.1'] * 4, 'dns must be a list of at most 3 IPv4 addresses'),
+    ('192.0.2.1', 'dns must be a list of at most 3 IPv4 addresses'),
+])
+def test_dns_must_be_ipv4_addresses(value, message):
+    assert validate_spec(spec(dns=value)) == [message]
