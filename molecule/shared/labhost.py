@@ -41,7 +41,11 @@ IMAGE_ROOT = Path(os.environ.get("JAILHOST_LAB_IMAGES", "/var/cache/jailhost-lab
 HOSTS_ROOT = Path(os.environ.get("JAILHOST_LAB_HOSTS", "/var/lib/jailhost-lab/hosts"))
 LOCK_FILE = Path("/var/lib/jailhost-lab/lock")
 
-SUITE = "bookworm"
+# Debian releases a lab host can run (issue 15: Debian 13 is the stable release, 12 oldstable).
+# The default stays bookworm until the roles support trixie; JAILHOST_LAB_RELEASE or
+# `create --release` chooses another. Each release has its own cached base image.
+RELEASES = ("bookworm", "trixie")
+DEFAULT_RELEASE = os.environ.get("JAILHOST_LAB_RELEASE", "bookworm")
 MIRROR = os.environ.get("JAILHOST_LAB_MIRROR", "http://deb.debian.org/debian")
 LAB_BRIDGE = "jhlab0"
 LAB_GATEWAY = "10.254.0.1"
@@ -76,7 +80,7 @@ def run(cmd: list[str], check: bool = True, env: dict | None = None, **kw) -> su
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    proc = subprocess.run(cmd, text=True, capture_output=True, env=full_env, **kw)
+    proc = subprocess.run(cmd, text=True, capture_output=True, env=full_env, check=False, **kw)
     if check and proc.returncode != 0:
         raise LabError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
     return proc
@@ -118,7 +122,7 @@ def ensure_proxy() -> str:
             time.sleep(1)
     if not proxy_running():
         run(["/usr/sbin/apt-cacher-ng", "-c", "/etc/apt-cacher-ng", "ForeGround=0"])
-        for _ in range(50):
+        for _attempt in range(50):
             if proxy_running():
                 break
             time.sleep(0.1)
@@ -129,18 +133,25 @@ def ensure_proxy() -> str:
 
 # --------------------------------------------------------------------------- base image
 
-def image_key() -> str:
-    recipe = json.dumps([IMAGE_RECIPE_VERSION, SUITE, MIRROR, sorted(IMAGE_PACKAGES)])
-    return f"{SUITE}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+def check_release(release: str) -> str:
+    if release not in RELEASES:
+        raise LabError(f"release {release!r} is not one of {', '.join(RELEASES)}")
+    return release
 
 
-def image_dir() -> Path:
-    return IMAGE_ROOT / image_key()
+def image_key(release: str = DEFAULT_RELEASE) -> str:
+    recipe = json.dumps([IMAGE_RECIPE_VERSION, release, MIRROR, sorted(IMAGE_PACKAGES)])
+    return f"{release}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
-def ensure_image() -> Path:
-    """Build the base image once; later calls return the cached directory."""
-    target = image_dir()
+def image_dir(release: str = DEFAULT_RELEASE) -> Path:
+    return IMAGE_ROOT / image_key(release)
+
+
+def ensure_image(release: str = DEFAULT_RELEASE) -> Path:
+    """Build the base image of RELEASE once; later calls return the cached directory."""
+    check_release(release)
+    target = image_dir(release)
     if (target / ".complete").exists():
         return target / "rootfs"
     proxy = ensure_proxy()
@@ -151,10 +162,10 @@ def ensure_image() -> Path:
         shutil.rmtree(target, ignore_errors=True)
         rootfs = target / "rootfs"
         rootfs.parent.mkdir(parents=True, exist_ok=True)
-        log(f"building base image {target.name} (debootstrap {SUITE} through {proxy})")
+        log(f"building base image {target.name} (debootstrap {release} through {proxy})")
         run(["debootstrap", "--variant=minbase", f"--include={','.join(IMAGE_PACKAGES)}",
-             SUITE, str(rootfs), MIRROR], env={"http_proxy": proxy})
-        configure_image(rootfs)
+             release, str(rootfs), MIRROR], env={"http_proxy": proxy})
+        configure_image(rootfs, release)
         (target / ".complete").write_text(json.dumps({
             "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "seconds": round(time.monotonic() - started, 1),
@@ -165,12 +176,12 @@ def ensure_image() -> Path:
     return rootfs
 
 
-def configure_image(rootfs: Path) -> None:
+def configure_image(rootfs: Path, release: str) -> None:
     etc = rootfs / "etc"
     # Test hosts reach packages only through the proxy on the lab gateway.
     (etc / "apt/apt.conf.d/01jailhost-lab-proxy").write_text(
         f'Acquire::http::Proxy "http://{LAB_GATEWAY}:{PROXY_PORT}";\n')
-    (etc / "apt/sources.list").write_text(f"deb {MIRROR} {SUITE} main\n")
+    (etc / "apt/sources.list").write_text(f"deb {MIRROR} {release} main\n")
     for unit in ("systemd-networkd.service", "ssh.service"):
         run(["systemctl", f"--root={rootfs}", "enable", unit])
     # Units that only make sense on hardware or cannot work in a container.
@@ -187,8 +198,10 @@ def configure_image(rootfs: Path) -> None:
 
 
 def prune_old_images(keep: Path) -> None:
+    """Remove outdated images of KEEP's release (each release keeps its newest)."""
+    release = keep.name.split("-", 1)[0]
     for other in IMAGE_ROOT.iterdir():
-        if other != keep and other.is_dir():
+        if other != keep and other.is_dir() and other.name.split("-", 1)[0] == release:
             log(f"removing outdated base image {other.name}")
             shutil.rmtree(other, ignore_errors=True)
 
@@ -356,7 +369,7 @@ def start_nspawn(state: dict) -> None:
                             stdin=subprocess.DEVNULL, stdout=console, stderr=console,
                             start_new_session=True)
     # Popen can return before the child has exec'd; wait so pid_alive() sees the real process.
-    for _ in range(100):
+    for _attempt in range(100):
         if pid_alive(proc.pid) or proc.poll() is not None:
             break
         time.sleep(0.05)
@@ -402,14 +415,17 @@ def public_state(state: dict) -> dict:
         "instance": state["name"], "address": state["address"], "user": "root", "port": 22,
         "identity_file": state["identity_file"], "rootfs": state["rootfs"],
         "supervisor_pid": state["supervisor_pid"], "gateway": LAB_GATEWAY,
-        "apt_proxy": f"http://{LAB_GATEWAY}:{PROXY_PORT}",
+        "apt_proxy": f"http://{LAB_GATEWAY}:{PROXY_PORT}", "release": state.get("release", "bookworm"),
     }
 
 
-def create(name: str, timeout: float) -> dict:
+def create(name: str, timeout: float, release: str = DEFAULT_RELEASE) -> dict:
     if not NAME_RE.match(name):
         raise LabError(f"host name {name!r} must match {NAME_RE.pattern} (it names a veth)")
-    rootfs_image = ensure_image()
+    existing = load_state(name)
+    if existing and existing.get("release", "bookworm") != release:
+        raise LabError(f"host {name} runs {existing.get('release', 'bookworm')}, not {release}: destroy it first")
+    rootfs_image = ensure_image(release)
     ensure_proxy()
     with lab_lock():
         state = load_state(name)
@@ -431,7 +447,7 @@ def create(name: str, timeout: float) -> dict:
                 state = {"name": name, "slot": slot,
                          "address": f"10.254.0.{FIRST_HOST_OCTET + slot}",
                          "rootfs": str(hdir / "rootfs"), "identity_file": str(key),
-                         "image": image_key(), "supervisor_pid": None,
+                         "image": image_key(release), "release": release, "supervisor_pid": None,
                          "copy_seconds": round(time.monotonic() - started, 2)}
                 write_host_config(state)
                 save_state(name, state)
@@ -483,13 +499,16 @@ def destroy(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("proxy", help="configure and start the apt proxy; print its URL")
-    sub.add_parser("image", help="build the base image if needed; print its path")
+    p = sub.add_parser("image", help="build the base image if needed; print its path")
+    p.add_argument("--release", default=DEFAULT_RELEASE, choices=RELEASES)
     p = sub.add_parser("create", help="create and boot a host (idempotent); print JSON")
     p.add_argument("name")
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--release", default=DEFAULT_RELEASE, choices=RELEASES,
+                   help=f"Debian release of the host (default {DEFAULT_RELEASE}; JAILHOST_LAB_RELEASE)")
     for cmd in ("destroy", "stop", "start", "wait", "info", "supervise"):
         p = sub.add_parser(cmd)
         p.add_argument("name")
@@ -504,9 +523,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "proxy":
             print(ensure_proxy())
         elif args.cmd == "image":
-            print(ensure_image())
+            print(ensure_image(args.release))
         elif args.cmd == "create":
-            print(json.dumps(public_state(create(args.name, args.timeout))))
+            print(json.dumps(public_state(create(args.name, args.timeout, args.release))))
         elif args.cmd == "destroy":
             destroy(args.name)
         elif args.cmd == "destroy-all":

@@ -72,7 +72,7 @@ def test_the_scenarios_left_no_lab_host_behind(clean_machine):
 
 
 def test_destroy_on_nothing_is_safe(clean_machine):
-    for _ in range(2):
+    for _round in range(2):
         result = lab("destroy", NAME)
         assert result.returncode == 0, result.stderr
     assert machine_state() == clean_machine
@@ -95,3 +95,16 @@ def test_create_twice_keeps_the_running_host_and_destroy_removes_everything(clea
     assert destroyed.returncode == 0, destroyed.stderr
     assert machine_state() == clean_machine
     assert not (labhost.HOSTS_ROOT / NAME).exists()
+
+
+def test_each_release_has_its_own_image_and_pruning_keeps_the_other_release(tmp_path, monkeypatch):
+    """Two Debian releases side by side (issue 15): a release's new image replaces only the
+    outdated images of the same release; an unknown release is refused."""
+    assert labhost.image_key("trixie").startswith("trixie-") and labhost.image_key("bookworm").startswith("bookworm-")
+    monkeypatch.setattr(labhost, "IMAGE_ROOT", tmp_path)
+    for name in ("bookworm-old", "bookworm-new", "trixie-current"):
+        (tmp_path / name).mkdir()
+    labhost.prune_old_images(keep=tmp_path / "bookworm-new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bookworm-new", "trixie-current"]
+    with pytest.raises(labhost.LabError, match="not one of bookworm, trixie"):
+        labhost.check_release("sid")
