@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: the multi-tenant host (roles/apps) as the number of apps grows.
 
     .venv/bin/python bench/apps.py [--steps 1,5,10,20] [--name bench-apps] [--keep]

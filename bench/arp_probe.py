@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: how often a `firejail --net=BRIDGE --ip=ADDR` start fails, by the host's packet rate.
 
     .venv/bin/python bench/arp_probe.py [--starts 20] [--rates 0,300,1000,3000,max] [--keep]

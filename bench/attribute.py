@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Where the gaps of bench/throughput.py come from: the sandbox, the jail's filesystem, the NAT.
 
     .venv/bin/python bench/attribute.py [--rounds 5] [--seconds 8] [--keep] [--host NAME]

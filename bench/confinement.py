@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: what the control plane's confinement (plugins/module_utils/jailsafe.py) costs.
 
     .venv/bin/python bench/confinement.py [--runs 5] [--keep]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: playbooks/site.yml converge times and start-to-serving of the two services.
 
     .venv/bin/python bench/converge.py [--starts 5] [--keep]
@@ -32,8 +31,8 @@ def measure(lab: Lab, starts: int = 5) -> list[dict]:
     cold, cold_recap = converge_site(lab)
     warm, warm_recap = converge_site(lab)
     changed = int(warm_recap.split("changed=")[1].split()[0])
-    web = [float(lab.ssh(START_WEB.format(address=lab.address))) for _ in range(starts)]
-    db = [float(lab.ssh(START_DB)) for _ in range(starts)]
+    web = [float(lab.ssh(START_WEB.format(address=lab.address))) for _run in range(starts)]
+    db = [float(lab.ssh(START_DB)) for _run in range(starts)]
     return [
         row("site.yml cold converge (fresh host, warm apt proxy)", [cold], "s", "<= 240 s", cold <= 240,
             detail=cold_recap.split(":", 1)[-1].strip()),

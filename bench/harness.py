@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark of the lab-host harness: base image build, host create (boot to SSH) and destroy.
 
     .venv/bin/python bench/harness.py [--runs 5] [--cold]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: what a jail costs, and how fast a jailed daemon serves after `systemctl start`.
 
     .venv/bin/python bench/jails.py [--jails 10] [--starts 5] [--keep]
@@ -95,7 +94,7 @@ def measure(lab: Lab, jails: int = 10, starts: int = 5) -> list[dict]:
         f"rsync -a {base}/ /var/tmp/bench-copy/; e=$(date +%s.%N); python3 -c \"print($e - $s)\""))
     copy_kb = int(lab.ssh("du -sk /var/tmp/bench-copy | cut -f1; rm -rf /var/tmp/bench-copy"))
     start = [float(lab.ssh(f"python3 -c '{START_TO_SERVING}' jailhost-j1.service http://{ip_of(1)}:8080/"))
-             for _ in range(starts)]
+             for _run in range(starts)]
     anchors = f"fresh debootstrap {deboot:.0f} s / {base_kb / 1024:.0f} MB; rsync copy {copy:.1f} s / {copy_kb / 1024:.0f} MB"
     return [
         row("1st jail: converge (base debootstrap + jail + daemon)", [first], "s", "-", None, anchors),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make bench`: every benchmark of the collection, one results table.
 
     .venv/bin/python bench/run.py [--quick]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: what the jails cost the services, jailed vs bare, in paired alternating runs.
 
     .venv/bin/python bench/throughput.py [--pairs 5] [--seconds 8] [--keep]

@@ -1,10 +1,12 @@
-#!/usr/bin/env python3
-"""ansible-test sanity (plugins/) and ansible-test units (tests/unit/) on a copy of the collection.
+"""ansible-test sanity (the whole collection) and ansible-test units (tests/unit/) on a copy of the collection.
 
 ansible-test only runs inside an ``ansible_collections/NAMESPACE/NAME`` tree: the collection's
 files (those git knows, committed or not, minus ignored ones) are copied into a temporary
 ``ansible_collections/jailhost/jails`` and ansible-test runs there with ``--venv`` (no container
-engine is needed). Results are combined into one JUnit report (``--junit``) that `make test`
+engine is needed). Sanity covers every file of the repository, not only what ships: the ignores of
+shipped files are in ``tests/sanity/ignore-2.X.txt`` (in the tarball), those of the repository's
+other files in ``tests/sanity/repository/ignore-2.X.txt`` (merged into the copy), each line with
+its reason. Results are combined into one JUnit report (``--junit``) that `make test`
 counts: one test case per sanity test, one per unit test.
 
 Offline from Galaxy and GitHub, with PyPI reachable:
@@ -86,7 +88,23 @@ def build_tree(work: Path) -> Path:
         dest = tree / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, dest, follow_symlinks=False)
+    merge_repository_ignores(tree)
     return tree
+
+
+def merge_repository_ignores(tree: Path) -> None:
+    """tests/sanity/ignore-2.X.txt ships in the tarball and names only files that ship with it (an
+    entry for a missing file is an error of ansible-test sanity run on the installed collection);
+    the entries for this repository's other files (bench/, molecule/, scripts/, tests/integration/,
+    tests/harness/) are in tests/sanity/repository/ignore-2.X.txt and are added here."""
+    extra_dir = tree / "tests" / "sanity" / "repository"
+    for extra in sorted(extra_dir.glob("ignore-*.txt")):
+        target = tree / "tests" / "sanity" / extra.name
+        lines = (target.read_text(encoding="utf-8").splitlines() if target.exists() else [])
+        lines += extra.read_text(encoding="utf-8").splitlines()
+        target.write_text("\n".join(sorted(line for line in lines if line.strip())) + "\n", encoding="utf-8")
+    if extra_dir.exists():
+        shutil.rmtree(extra_dir)
 
 
 def core_version() -> str:
@@ -154,7 +172,9 @@ def main() -> int:
         env.pop("ANSIBLE_COLLECTIONS_PATH", None)  # only the copy in the tree is the collection
         cmd = [str(BIN / "ansible-test"), args.command, "--venv", "--python", PYTHON, "--color", "no"]
         if args.command == "sanity":
-            cmd += ["--junit", "plugins/"]
+            # The whole collection: plugins, roles' files, scripts, tests and docs (ignores with a
+            # reason per line in tests/sanity/ignore-2.X.txt).
+            cmd += ["--junit"]
         else:
             # ansible-test units writes its JUnit report itself; the whole tests/unit tree runs.
             cmd += ["tests/unit/"]

@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/.venv/bin
 mkdir -p build
-"$bin/ansible-galaxy" collection build --force --output-path build . >/dev/null
-tarball=$(ls -t build/jailhost-jails-*.tar.gz | head -1)
+tarball=$("$bin/ansible-galaxy" collection build --force --output-path build . | sed -n 's/^Created collection for .* at //p')
 echo "built $tarball ($(du -h "$tarball" | cut -f1))"
 
 # What the tarball holds, listed: only files of these shapes (galaxy.yml's `manifest:` is the

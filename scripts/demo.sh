@@ -45,6 +45,7 @@ ssh_lab() {
 }
 echo
 echo "================ what the lab host $NAME ($addr) has now ================"
+# shellcheck disable=SC2016  # the script runs on the lab host: its $ expand there, not here
 ssh_lab 'set -e
 echo "--- the jail bridge and the published ports"
 ip -br addr show dev br0

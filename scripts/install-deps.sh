@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(debootstrap systemd-container iptables apt-cacher-ng rsync iproute2 openssh-client
-              curl ca-certificates wrk)
+              curl ca-certificates wrk shellcheck)
 VENV_CACHE=${JAILHOST_VENV_CACHE:-/var/cache/jailhost-lab/venv}
 PYTHON=${PYTHON:-python3}
 

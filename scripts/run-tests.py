@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """`make test`: every check of the collection, one stage after another, with a summary.
 
 Stages: yamllint, ansible-lint (production profile), the collection tarball (built, installed and
 used by FQCN outside the repository), ansible-doc of every plugin and the role variable tables,
-unit tests (pytest), ansible-test sanity (plugins/) and units in an ansible_collections tree
+unit tests (pytest), ansible-test sanity (every file) and units in an ansible_collections tree
 (scripts/ansible-test.py), then `molecule test` of each scenario. Every stage runs even if an earlier
 one failed, so one run shows every failure. Test counts come from the JUnit reports of pytest and
 of the testinfra verifiers; a stage that fails outside its tests (lint, idempotence, converge)

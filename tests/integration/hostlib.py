@@ -105,7 +105,7 @@ def _ansible_playbook(host, playbook: Path, tmp_path: Path, extra_vars: dict | N
     # A collection from elsewhere (the installed tarball) is used from the playbook's directory, as
     # a user's repository would; otherwise from the current directory (this repository's ansible.cfg).
     cwd = playbook.parent if collections_path else None
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=cwd)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=cwd, check=False)
 
 
 def run_play(host, play: dict, tmp_path: Path, extra_vars: dict | None = None, check: bool = False):

@@ -62,7 +62,7 @@ def log_wait(root, log, offset, pid, signal_name, ready):
 def make_directory(root, path, mode):
     """PATH (its parent must exist) as a root-owned directory of MODE; no link followed."""
     rel = jailsafe.relative(path)
-    parent, _, name = rel.rpartition('/')
+    parent, _sep, name = rel.rpartition('/')
     rootfd = jailsafe.open_root(root)
     try:
         try:

@@ -38,8 +38,11 @@ def keys(password, salt, iterations):
 def verifier(password):
     salt = os.urandom(16)
     stored_key, server_key = keys(password, salt, ITERATIONS)
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"SCRAM-SHA-256${ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+    return (f"SCRAM-SHA-256${ITERATIONS}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}")
+
+
+def _b64(data):
+    return base64.b64encode(data).decode()
 
 
 def matches(password, stored):
@@ -52,7 +55,7 @@ def matches(password, stored):
 
 
 def psql(argv, sql):
-    proc = subprocess.run(argv, input=sql, capture_output=True, text=True)
+    proc = subprocess.run(argv, input=sql, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(json.dumps({"failed": True, "msg": proc.stderr.strip()}))
         sys.exit(1)

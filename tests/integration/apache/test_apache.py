@@ -16,7 +16,6 @@ import ssl
 import statistics
 import uuid
 
-import pytest
 
 from attacklib import PRELUDE, install_jailenter, jail_run
 from hostlib import assert_started_once, in_jail, jail_pids, load_vars, proc_status, public_address, reboot, run_play, wait_until
@@ -51,7 +50,7 @@ def request(host, path: str = "/", tls: bool = False, headers: dict | None = Non
     try:
         conn.request("GET", path, headers={"Host": SERVER_NAME, **(headers or {})})
         resp = conn.getresponse()
-        return resp.status, {k: v for k, v in resp.getheaders()}, resp.read().decode()
+        return resp.status, dict(resp.getheaders()), resp.read().decode()
     finally:
         conn.close()
 
@@ -225,7 +224,6 @@ def test_logs_are_on_the_host_and_survive_a_jail_restart(host):
 
 
 def test_second_run_and_check_mode_change_nothing(host, tmp_path):
-    host = host
     cert = host.check_output(f"sha256sum {ROOT}/etc/apache2/tls/selfsigned.crt")
     pids = apache_pids(host)
     play, extra = apache_play()
@@ -239,7 +237,6 @@ def test_second_run_and_check_mode_change_nothing(host, tmp_path):
 
 
 def test_a_vhost_change_reloads_gracefully(host, tmp_path):
-    host = host
     main, parent, workers = apache_pids(host)
     db_main = jail_pids(host, "db")[0]
     token = uuid.uuid4().hex
@@ -266,7 +263,6 @@ def test_a_vhost_change_reloads_gracefully(host, tmp_path):
 
 
 def test_a_broken_configuration_fails_the_play_and_the_site_keeps_serving(host, tmp_path):
-    host = host
     before = config_tree(host)
     pids = apache_pids(host)
     vhosts = [{**VARS["apache_vhosts"][0], "config": "BogusDirective on"},
@@ -310,4 +306,3 @@ def _status(host, path: str) -> int | None:
         return request(host, path)[0]
     except (OSError, socket.timeout, http.client.HTTPException):
         return None
-

@@ -41,6 +41,10 @@ def page(host) -> str:
         return resp.read().decode()
 
 
+def _with_marker(body: str) -> str | None:
+    return body if MARKER in body else None
+
+
 @pytest.fixture(scope="module")
 def backed_up(host, tmp_path_factory):
     """Rows of our own in the demo table, then a backup; the rows as they were backed up."""
@@ -157,5 +161,5 @@ def test_restore_into_a_fresh_db_jail_brings_back_the_rows(host, backed_up, tmp_
     assert rows(host) == before
     assert sql(host, "SELECT tableowner FROM pg_tables WHERE tablename = 'items'") == "app"
     # The web jail reads them again through its database login.
-    body = wait_until(lambda: (lambda b: b if MARKER in b else None)(page(host)), timeout=30)[0]
+    body = wait_until(lambda: _with_marker(page(host)), timeout=30)[0]
     assert "restored from a backup" in body

@@ -28,7 +28,8 @@ work=$(mktemp -d)
 for v in 1.0 2.0; do
     d=$work/pkg-$v
     mkdir -p $d/DEBIAN $d/usr/share/jailhost-probe
-    printf 'Package: jailhost-probe\nVersion: %s\nArchitecture: all\nMaintainer: jailhost tests <root@localhost>\nDescription: day-2 update probe\n' $v > $d/DEBIAN/control
+    printf 'Package: jailhost-probe\nVersion: %s\nArchitecture: all\n' $v > $d/DEBIAN/control
+    printf 'Maintainer: jailhost tests <root@localhost>\nDescription: day-2 update probe\n' >> $d/DEBIAN/control
     echo $v > $d/usr/share/jailhost-probe/version
     dpkg-deb --root-owner-group -b $d $work/jailhost-probe_${v}_all.deb >/dev/null
 done

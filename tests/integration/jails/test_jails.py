@@ -118,7 +118,7 @@ def test_a_file_written_in_one_jail_is_invisible_in_the_other_and_in_the_base(ho
 
 def test_the_base_is_read_only_to_jails_and_jails_cost_little_disk(host):
     base = host.check_output("cat /var/lib/jailhost/jails/alpha/base").strip()
-    assert host.check_output(f"cat /var/lib/jailhost/jails/beta/base").strip() == base
+    assert host.check_output("cat /var/lib/jailhost/jails/beta/base").strip() == base
     upper_kb = int(host.check_output("du -sk /var/lib/jailhost/jails/beta/upper | cut -f1"))
     assert upper_kb < 10 * 1024, f"beta's own layer is {upper_kb} KB"
     assert "lowerdir=" + base in host.check_output("grep ' /var/lib/jailhost/jails/beta/root ' /proc/mounts")
@@ -143,7 +143,7 @@ def test_sandbox_info_reports_what_proc_shows(host, tmp_path):
     result = run_play(host, {"tasks": [
         {"name": "List the jails", "jailhost.jails.sandbox_info": {}, "register": "info"},
         {"name": "Save them", "ansible.builtin.copy": {"content": "{{ info.jails | to_json }}", "dest": str(out),
-                                                        "mode": "0600"},
+                                                       "mode": "0600"},
          "delegate_to": "localhost"},
     ]}, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

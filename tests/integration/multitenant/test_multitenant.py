@@ -243,6 +243,7 @@ def test_each_database_accepts_only_its_own_apps_address(host):
     lines = {tuple(line.split()[1:4]) for line in hba.splitlines() if "reject" not in line}
     assert lines == {("alpha", "alpha", f"{APPS['alpha']['ip']}/32"), ("beta", "beta", f"{APPS['beta']['ip']}/32")}
     # PUBLIC may not connect to an app's database (defence in depth behind pg_hba).
+
     def may_connect(role, database):
         return host.check_output(
             f"chroot {JAILS}/db/root setpriv --reuid=postgres --regid=postgres --init-groups "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from hostlib import assert_started_once, jail_pids, proc_status, reboot, wait_until
-from test_postgresql import CLIENT, CLIENT_JAIL, JAIL, PASSWORD, VARS, admin_sql, connect_from, log_text, ready
+from test_postgresql import CLIENT, CLIENT_JAIL, JAIL, PASSWORD, admin_sql, connect_from, log_text, ready
 
 
 def test_rows_survive_a_reboot_without_crash_recovery(host):

@@ -624,7 +624,7 @@ def test_services_are_denied_while_apt_installs(fake, root):
     run(root)
 
     # The simulation runs without policy; the installation with it, the root's file existing as mount point.
-    (sim_policy, _), (install_policy, existed) = fake.policy_seen
+    (sim_policy, _sim_existed), (install_policy, existed) = fake.policy_seen
     assert sim_policy == '' and install_policy and existed
     assert not (root / 'usr/sbin/policy-rc.d').exists()
 

@@ -203,5 +203,3 @@ def test_absent_refuses_a_root_still_in_use(lab, monkeypatch):
     result = run(lab, name='web', state='absent', purge=True)
     assert result['failed'] and 'could not be unmounted' in result['msg']
     assert (lab['jails'] / 'web' / 'upper').exists()
-
-

@@ -63,7 +63,7 @@ def sandbox():
                                '--mount-proc', '/bin/sh', '-c', 'read line'], stdin=subprocess.PIPE) as holder:
             try:
                 child = None
-                for _ in range(100):
+                for _attempt in range(100):
                     found = subprocess.run(['pgrep', '-P', str(holder.pid)], capture_output=True, text=True,
                                            check=False).stdout.split()
                     if found and os.readlink(f'/proc/{found[0]}/ns/pid') != os.readlink('/proc/self/ns/pid'):
