@@ -19,6 +19,7 @@ from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAI
 DOCUMENTATION = r"""
 name: apps_plan
 short_description: Validate the apps role's list of applications and derive the other roles' variables
+version_added: 0.1.0
 description:
   - Takes the apps role's settings (C(apps_list) and the addresses of the proxy and database jails,
     the bridge address, the uid range) and returns the normalised applications and the variables

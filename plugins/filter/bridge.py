@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - reported at use, with the fix
 DOCUMENTATION = r"""
 name: bridge_firewall
 short_description: Validate the bridge role's variables and compute its netfilter chains
+version_added: 0.1.0
 description:
   - Takes a dictionary of the bridge role's settings (the C(bridge_*) variables without prefix)
     and returns the data the role needs, chiefly the C(chains) and C(hooks) arguments of

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 DOCUMENTATION = r"""
 name: config_keys
 short_description: Set C(key value) lines in the text of a configuration file
+version_added: 0.1.0
 description:
   - For each key, the last line that sets it or shows it commented out (C(key value) or
     C(# key value)) becomes C(key value); a key with no such line is appended.

@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - reported at use, with the fix
 DOCUMENTATION = r"""
 name: json_query
 short_description: Query data with a JMESPath expression
+version_added: 0.1.0
 description:
   - Same use as community.general.json_query, so operators can query M(jailhost.jails.sandbox_info)
     results with ansible-core and this collection alone.

@@ -9,6 +9,7 @@ import ipaddress
 DOCUMENTATION = r"""
 name: site_check
 short_description: Problems of a jail host's variables across roles
+version_added: 0.1.0
 description:
   - Each role validates its own variables. This filter checks what only the whole host shows,
     before any role changes anything (C(playbooks/site.yml) runs it first) - every jail address

@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: app_user
 short_description: One application's OS user and group, the same on the host and in the app's jail
+version_added: 0.1.0
 description:
   - Creates, updates or removes the OS user and group of one application, with the same uid and
     gid on the host and inside the application's jail root filesystem, so that files and
@@ -36,31 +37,24 @@ description:
     clean absolute path or is a system directory, a missing jail root, and keys for a user that
     cannot log in.
   - Every app user is a member of the host group C(jailhost-apps) (created when missing), which
-    the sshd configuration of the M(jailhost.jails.apps) role matches (C(Match Group)) - no
+    the sshd configuration of the P(jailhost.jails.apps#role) role matches (C(Match Group)) - no
     passwords, no forwarding, root-managed keys, and the forced sandboxed login.
 author:
   - jailhost.jails contributors (@jailhost)
+extends_documentation_fragment:
+  - jailhost.jails.attributes
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - The passwd and group entries on the host and in the jail, the lock state, the home's owner
         and mode, and the authorized keys, before and after.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 requirements:
   - Debian's C(passwd) package (shadow tools with C(--prefix)) on the host; runs as root.
 notes:
   - O(shell=sandboxed) needs the login helper and the sshd and sudo configuration of the
-    M(jailhost.jails.apps) role (C(tasks/login.yml)); the login joins the app's running jail
+    P(jailhost.jails.apps#role) role (C(tasks/login.yml)); the login joins the app's running jail
     (see C(docs/apps.md) for how, and why firejail's own login shell is not used).
-  - The jail root comes from the M(jailhost.jails.rootfs) role and must be mounted.
+  - The jail root comes from the P(jailhost.jails.rootfs#role) role and must be mounted.
 options:
   name:
     description:

@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: iptables_chains
 short_description: Manage our own iptables chains and the jumps into them, leaving other rules alone
+version_added: 0.1.0
 description:
   - Manages a set of user-defined IPv4 iptables chains owned by the caller, and the jump rules
     (I(hooks)) from built-in chains into them.
@@ -25,19 +26,14 @@ description:
   - Chains and hooks created by an earlier run that are no longer declared are removed.
 author:
   - jailhost.jails contributors (@jailhost)
+extends_documentation_fragment:
+  - jailhost.jails.attributes
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - Shows the change of C(rules.v4), of the hooks, and of each chain that was modified by hand.
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
-    platforms: posix
 requirements:
   - iptables (C(iptables) and C(iptables-restore)), nf_tables or legacy variant, on the target.
 options:

@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: jail_files
 short_description: Write a set of files, directories and links into a jail root filesystem as one change, test it, and roll it back if the test fails
+version_added: 0.1.0
 description:
   - Makes the files, directories and symbolic links of O(files) exist below a jail root
     filesystem (or removes them), in one task, comparing each with what is there first. A run with
@@ -37,20 +38,13 @@ description:
   - The jailhost.jails.apache role writes an Apache configuration with it, in one task per jail.
 author:
   - jailhost.jails contributors (@jailhost)
+extends_documentation_fragment:
+  - jailhost.jails.attributes
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - One diff per changed path, with the type, mode, owner and group and the content (or the link
         target). The content of O(files[].secret_content) is never shown.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 requirements:
   - A Linux host (kernel 5.6 or later for C(openat2); x86_64 or aarch64), where the module runs
     as root (C(become=true))

@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: jail_packages
 short_description: Install, remove or upgrade Debian packages in a jail root filesystem with apt, without starting any service
+version_added: 0.1.0
 description:
   - Manages Debian packages inside a jail root filesystem (a C(debootstrap) tree, possibly an
     overlayfs mount) before the jail runs, by running C(apt-get) in it, confined.
@@ -50,24 +51,18 @@ description:
     C(-y), C(Dpkg::Options::=--force-confdef) and C(Dpkg::Options::=--force-confold).
 author:
   - jailhost.jails contributors (@jailhost)
+extends_documentation_fragment:
+  - jailhost.jails.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
     details:
       - In check mode the cache is not updated, and the existence of packages to install is not
         checked (that may need an C(apt-get update)).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - The requested packages that change, as C(NAME=VERSION) lines before and after. In check mode
         the version a package would be installed with is shown only when it was pinned or, for
         O(state=latest), when apt was asked about it.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 requirements:
   - A Linux host (kernel 5.6 or later for C(openat2); x86_64 or aarch64), where the module runs
     as root (C(become=true))

@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: jail_root
 short_description: A jail's root filesystem, an overlay of a shared base image and the jail's own layer, mounted by systemd
+version_added: 0.1.0
 description:
   - Makes C(JAILS_DIR/NAME/root) the overlay of a base image root (read-only lower layer) and
     C(JAILS_DIR/NAME/upper) (everything the jail writes), mounted now and at boot by the systemd
@@ -26,19 +27,12 @@ description:
     unmounted, and the task fails rather than pull it from under a service).
 author:
   - jailhost.jails contributors (@jailhost)
+extends_documentation_fragment:
+  - jailhost.jails.attributes
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - The mount unit before and after.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 requirements:
   - systemd and overlayfs on the host; the module runs as root
 options:

@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: sandbox
 short_description: Declare one named firejail sandbox (a jail) supervised by systemd
+version_added: 0.1.0
 description:
   - Declares one jail, a daemon running in the foreground inside a named firejail sandbox with
     C(--chroot) into the jail's root filesystem, on the jail bridge at its own address, and makes
@@ -26,19 +27,12 @@ description:
     outside this unit (firejail would silently rename it).
 author:
   - jailhost.jails contributors (@jailhost)
+extends_documentation_fragment:
+  - jailhost.jails.attributes
 attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
     details:
       - Shows the changes of the firejail profile and of the systemd unit.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
 requirements:
   - firejail 0.9.72 or later with C(chroot yes) in /etc/firejail/firejail.config
   - systemd, iproute2

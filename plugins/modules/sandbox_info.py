@@ -10,6 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: sandbox_info
 short_description: List jails and their measured confinement
+version_added: 0.1.0
 description:
   - Lists the jails declared with M(jailhost.jails.sandbox) (all, or by name) and every running
     firejail sandbox, as structured data read from the firejail state files in /run/firejail,
@@ -19,19 +20,10 @@ description:
     C(Seccomp) mode, C(NoNewPrivs), and its effective and bounding capabilities.
 author:
   - jailhost.jails contributors (@jailhost)
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-    details:
-      - The module only reads.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  # The first fragment's keys win: info_module's support levels over the standard ones.
+  - jailhost.jails.attributes.info_module
+  - jailhost.jails.attributes
 options:
   name:
     description: Only these jails (default all).

@@ -12,6 +12,7 @@ from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import val
 DOCUMENTATION = r"""
 name: jail_name
 short_description: Whether a value is a valid jail name
+version_added: 0.1.0
 description:
   - True when the value is a string that the collection accepts as the name of a jail, the rule
     shared by the M(jailhost.jails.sandbox), M(jailhost.jails.jail_root) and
