@@ -34,7 +34,8 @@ ALLOWED = [re.compile(p) for p in (
 )]
 SHIPPED_DIRS = ("plugins/", "roles/", "playbooks/", "docs/", "meta/", "inventory/example/", "tests/unit/",
                 "tests/sanity/")
-ESSENTIAL = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "meta/runtime.yml", "requirements.txt"}
+ESSENTIAL = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "meta/runtime.yml", "requirements.txt", "bindep.txt",
+             "meta/execution-environment.yml"}
 
 with tarfile.open(sys.argv[1]) as tar:
     members = tar.getmembers()
