@@ -534,6 +534,13 @@ class Sandbox:
                   "reasons": self.reasons, "pid": None, "child_pid": None, "daemon_pids": []}
         if not self.module.check_mode and (actions and actions[-1] in ("start", "restart")):
             entry = self.wait_started()
+            if not entry["confined"]:
+                # Fail closed: a jail that runs with less confinement than its profile asks for
+                # (a firejail version that treats a directive differently, a fail-open case of
+                # docs/jails.md) is stopped, not left serving.
+                reasons = fj.unconfined_reasons(entry)
+                self.run(["systemctl", "stop", self.unit], check=False)
+                self.fail(f"the jail started without its confinement and was stopped: {'; '.join(reasons)}")
         else:
             entry = self.sandbox_state(int(self.systemctl_show().get("MainPID", "0") or 0))
         if entry:

@@ -96,7 +96,9 @@ jails:
       type: list
       elements: dict
     confined:
-      description: True when every process has its own namespaces, seccomp mode 2 and no_new_privs.
+      description:
+        - True when every process has its own namespaces, seccomp mode 2, no_new_privs, and no
+          effective or permitted capability outside its bounding set.
       type: bool
 sandboxes:
   description: Every running firejail sandbox on the host, including ones not managed by this collection.

@@ -13,12 +13,14 @@ import pytest
 from ansible_collections.jailhost.jails.plugins.module_utils.firejail import (
     HARDENING_DEFAULTS,
     REASONS,
+    capabilities_within_bounds,
     find_sandbox,
     parse_netmap,
     parse_state,
     render_profile,
     render_unit,
     stop_command,
+    unconfined_reasons,
     systemd_quote,
     validate_spec,
     veth_name,
@@ -487,11 +489,11 @@ def test_parse_state(tree):
     }
     assert web['processes'] == [
         {'pid': 13051, 'comm': 'python3', 'uid': 0, 'cap_eff': '0000000000000000',
-         'cap_bnd': '0000000000000000', 'no_new_privs': 1, 'seccomp': 2, 'seccomp_filters': 10,
+         'cap_prm': '0000000000000000', 'cap_bnd': '0000000000000000', 'no_new_privs': 1, 'seccomp': 2, 'seccomp_filters': 10,
          'seccomp_filters_added': 5,
          'namespaces_differ': {'pid': True, 'net': True, 'mnt': True, 'ipc': True}},
         {'pid': 13060, 'comm': 'python3', 'uid': 33, 'cap_eff': '0000000000000000',
-         'cap_bnd': '0000000000000000', 'no_new_privs': 1, 'seccomp': 2, 'seccomp_filters': 10,
+         'cap_prm': '0000000000000000', 'cap_bnd': '0000000000000000', 'no_new_privs': 1, 'seccomp': 2, 'seccomp_filters': 10,
          'seccomp_filters_added': 5,
          'namespaces_differ': {'pid': True, 'net': True, 'mnt': True, 'ipc': True}},
     ]
@@ -641,3 +643,29 @@ def test_dns_lines_replace_the_hosts_resolvers():
 ])
 def test_dns_must_be_ipv4_addresses(value, message):
     assert validate_spec(spec(dns=value)) == [message]
+
+
+# --- capabilities outside the bounding set (firejail 0.9.74 on Debian 13) -----------------------
+
+def test_a_capability_held_outside_the_bounding_set_is_not_confined(tree):
+    """Seen on a Debian 13 lab host: caps.keep net_bind_service,setuid,setgid,kill gave the Apache
+    parent CapBnd 04e0 but CapEff/CapPrm fcecbfff (sys_admin included)."""
+    run, proc = tree
+    (proc / '13051' / 'status').write_text(status_text('apache2', capeff='00000000fcecbfff',
+                                                       capbnd='00000000000004e0'))
+    web = parse_state(run_dir=str(run), proc=str(proc))[0]
+    assert web['confined'] is False
+    reasons = unconfined_reasons(web)
+    assert len(reasons) == 1 and reasons[0].startswith('pid 13051 (apache2, uid 0): capabilities outside')
+    assert 'CapEff 00000000fcecbfff' in reasons[0] and 'CapBnd 00000000000004e0' in reasons[0]
+
+
+@pytest.mark.parametrize('eff, prm, bnd, within', [
+    ('00000000000004e0', '00000000000004e0', '00000000000004e0', True),
+    ('0000000000000000', '0000000000000000', '0000000000000000', True),
+    ('0000000000000020', '00000000000004e0', '00000000000004e0', True),
+    ('0000000000200000', '0000000000200000', '00000000000004e0', False),   # sys_admin held
+    ('0000000000000000', '0000000000200000', '00000000000004e0', False),   # permitted: can raise it
+])
+def test_capabilities_within_bounds(eff, prm, bnd, within):
+    assert capabilities_within_bounds({'cap_eff': eff, 'cap_prm': prm, 'cap_bnd': bnd}) is within
