@@ -11,13 +11,14 @@ export PY_COLORS := 0
 
 SCENARIOS ?= $(sort $(filter-out shared,$(notdir $(wildcard molecule/*))))
 
-.PHONY: help deps test lint unit molecule build demo demo-destroy bench clean
+.PHONY: help deps test lint unit molecule build release demo demo-destroy bench clean
 
 help:
 	@echo "make demo          boot a lab host, run playbooks/site.yml against it, show the result"
 	@echo "make demo-destroy  remove the lab host"
 	@echo "make test          lint, unit tests and every Molecule scenario, with a summary"
 	@echo "make bench         benchmarks on their own lab hosts; writes bench/results/latest.md"
+	@echo "make release       check, test, build and tag the version of galaxy.yml (CONTRIBUTING.md)"
 	@echo "make lint | unit | build | molecule SCENARIOS=bridge | clean"
 
 deps:
@@ -38,6 +39,10 @@ molecule: deps
 
 build: deps
 	mkdir -p build && ansible-galaxy collection build --force --output-path build .
+
+# DRY_RUN=1: check and build without tagging; SCENARIOS= limits the Molecule scenarios run.
+release: deps
+	@$(VENV)/bin/python scripts/release.py --scenarios "$(SCENARIOS)" $(if $(DRY_RUN),--dry-run)
 
 demo: deps
 	@bash scripts/demo.sh up
