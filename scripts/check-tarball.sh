@@ -33,7 +33,7 @@ ALLOWED = [re.compile(p) for p in (
     r"tests/sanity/ignore-2\.[0-9]+\.txt",
 )]
 SHIPPED_DIRS = ("plugins/", "roles/", "playbooks/", "docs/", "meta/", "inventory/example/", "tests/unit/",
-                "tests/sanity/")
+                "tests/sanity/", "changelogs/")
 ESSENTIAL = {"MANIFEST.json", "FILES.json", "README.md", "COPYING", "meta/runtime.yml", "requirements.txt", "bindep.txt",
              "meta/execution-environment.yml"}
 
@@ -60,6 +60,7 @@ for name in sorted(f for f in files if f.endswith(".md")):
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
         if re.match(r"[a-z]+:", target):
             continue
+        target = re.sub(r"\\(.)", r"\1", target)  # markdown escapes (CHANGELOG.md: docs/security\.md)
         resolved = PurePosixPath(name).parent / target
         parts = []
         for part in resolved.parts:

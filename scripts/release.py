@@ -1,11 +1,13 @@
 """`make release`: check and build a release of jailhost.jails, then tag it.
 
-Before: bump ``version`` in galaxy.yml and date its CHANGELOG.md section (CONTRIBUTING.md,
-"Release procedure"), and commit. This script then checks, in order, and stops at the first
+Before: bump ``version`` in galaxy.yml, run ``scripts/changelog.py --release`` (antsibull-changelog:
+the fragments become this version in changelogs/changelog.yaml, CHANGELOG.md regenerated), and
+commit (CONTRIBUTING.md, "Release procedure"). This script then checks, in order, and stops at the first
 problem:
 
 1. the version is X.Y.Z and greater than the newest ``vX.Y.Z`` tag, whose tag does not exist yet;
-2. CHANGELOG.md has the section ``## X.Y.Z (YYYY-MM-DD)`` and no ``(unreleased)`` section;
+2. changelogs/changelog.yaml has the release X.Y.Z, no fragment is left, and CHANGELOG.md is
+   the one antsibull-changelog generates (scripts/changelog.py);
 3. the working tree has no uncommitted change (the tarball is built from the commit);
 4. ``make test``'s stages pass (scripts/run-tests.py, every Molecule scenario unless --scenarios);
 5. the tarball builds and holds exactly what it should (scripts/check-tarball.sh);
@@ -62,12 +64,15 @@ def main() -> int:
         return fail(f"version {version} is not greater than the newest release {newest}")
     print(f"release: version {version} (previous: {newest or 'none'})")
 
-    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
-    if re.search(r"^## .*\(unreleased\)", changelog, re.M):
-        return fail(f"CHANGELOG.md still has an (unreleased) section: date it ## {version} (YYYY-MM-DD)")
-    if not re.search(rf"^## {re.escape(str(version))} \(\d{{4}}-\d{{2}}-\d{{2}}\)$", changelog, re.M):
-        return fail(f"CHANGELOG.md has no section ## {version} (YYYY-MM-DD)")
-    print("release: CHANGELOG.md has the section of this version")
+    releases = yaml.safe_load((ROOT / "changelogs" / "changelog.yaml").read_text(encoding="utf-8")).get("releases")
+    if str(version) not in (releases or {}):
+        return fail(f"changelogs/changelog.yaml has no release {version}: run scripts/changelog.py --release")
+    left = sorted(p.name for p in (ROOT / "changelogs" / "fragments").glob("*.y*ml"))
+    if left:
+        return fail(f"fragments not released: {left}: run scripts/changelog.py --release")
+    if subprocess.call([sys.executable, str(ROOT / "scripts" / "changelog.py")], cwd=ROOT) != 0:
+        return fail("CHANGELOG.md is not the generated one")
+    print("release: changelogs/changelog.yaml has this version, CHANGELOG.md is generated from it")
 
     dirty = git("status", "--porcelain", "--untracked-files=no").strip()
     if dirty:

@@ -2,7 +2,7 @@
 
 Stages: yamllint, ansible-lint (production profile), the collection tarball (built, installed and
 used by FQCN outside the repository), ansible-doc of every plugin and the role variable tables,
-antsibull-docs lint-collection-docs,
+antsibull-docs lint-collection-docs, the changelog (fragments lint, CHANGELOG.md generated),
 unit tests (pytest), ansible-test sanity (every file) and units in an ansible_collections tree
 (scripts/ansible-test.py), then `molecule test` of each scenario. Every stage runs even if an earlier
 one failed, so one run shows every failure. Test counts come from the JUnit reports of pytest and
@@ -103,6 +103,7 @@ def main() -> int:
         Stage("collection tarball", ["bash", "scripts/check-tarball.sh"]),
         Stage("ansible-doc", [py, str(ROOT / "scripts/check-docs.py")]),
         Stage("plugin docs lint", [py, str(ROOT / "scripts/lint-collection-docs.py")]),
+        Stage("changelog", [py, str(ROOT / "scripts/changelog.py")]),
         Stage("unit tests", [py, "-m", "pytest", "-q", "tests/unit", f"--junitxml={reports / 'unit.xml'}"],
               reports / "unit.xml"),
         Stage("ansible-test sanity", [py, str(ROOT / "scripts/ansible-test.py"), "sanity",
