@@ -18,14 +18,7 @@ BIN = Path(sys.executable).parent
 COLLECTION = ROOT / ".cache" / "collections" / "ansible_collections" / "jailhost" / "jails"
 
 # Findings tolerated for now, with the reason. Remove a line when its finding is fixed.
-KNOWN = {
-    # The notes of sandbox.py are being edited by another change in flight (issue 14); they
-    # should say P(jailhost.jails.rootfs#role) and P(jailhost.jails.bridge#role).
-    "plugins/modules/sandbox.py:0:0: DOCUMENTATION -> notes[1]: M(jailhost.jails.bridge): "
-    "there is no module jailhost.jails.bridge",
-    "plugins/modules/sandbox.py:0:0: DOCUMENTATION -> notes[1]: M(jailhost.jails.rootfs): "
-    "there is no module jailhost.jails.rootfs",
-}
+KNOWN: set[str] = set()
 
 
 def main() -> int:

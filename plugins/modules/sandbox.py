@@ -37,9 +37,9 @@ requirements:
   - firejail 0.9.72 or later with C(chroot yes) in /etc/firejail/firejail.config
   - systemd, iproute2
 notes:
-  - The jail's root filesystem comes from the M(jailhost.jails.rootfs) role (an overlay mounted by
+  - The jail's root filesystem comes from the P(jailhost.jails.rootfs#role) role (an overlay mounted by
     a systemd mount unit; the jail unit has C(RequiresMountsFor=) on it) and the bridge from the
-    M(jailhost.jails.bridge) role.
+    P(jailhost.jails.bridge#role) role.
   - firejail puts a tmpfs on /var/log inside the sandbox; daemons should log elsewhere (the
     service roles use C(/var/local/log)) or set O(hardening.writable_var_log).
   - Resource limits come from the systemd unit (firejail 0.9.72 removed C(--cgroup)).

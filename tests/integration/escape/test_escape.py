@@ -706,7 +706,6 @@ def test_root_in_jail_cannot_open_raw_or_packet_sockets(host, root_entry):
     blocked(result, "netlink", "EOPNOTSUPP")
 
 
-
 IPV6 = r'''
 attempt('inet6_tcp', lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close())
 attempt('inet6_udp', lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close())
@@ -1023,7 +1022,7 @@ HOST_CONNECT = "python3 -c \"import socket; socket.create_connection(('{addr}', 
 
 def test_host_ssh_on_the_bridge_address_is_unreachable(host, shell):
     """CONTROL: from the host itself, sshd answers on the bridge address (it listens on it)."""
-    assert host.run(f"ss -Hltn 'sport = :22' | grep -q .").rc == 0, "no sshd on the test host"
+    assert host.run("ss -Hltn 'sport = :22' | grep -q .").rc == 0, "no sshd on the test host"
     assert host.check_output(HOST_CONNECT.format(addr=BRIDGE_IP, port=22)) == "connected"
     result = shell.py(f"attempt('ssh', lambda: connect('{BRIDGE_IP}', 22))")
     blocked(result, "ssh", "timeout")
