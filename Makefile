@@ -11,7 +11,7 @@ export PY_COLORS := 0
 
 SCENARIOS ?= $(sort $(filter-out shared,$(notdir $(wildcard molecule/*))))
 
-.PHONY: help deps test lint unit molecule build release demo demo-destroy bench clean
+.PHONY: help deps test lint unit compat molecule build release demo demo-destroy bench clean
 
 help:
 	@echo "make demo          boot a lab host, run playbooks/site.yml against it, show the result"
@@ -19,6 +19,7 @@ help:
 	@echo "make test          lint, unit tests and every Molecule scenario, with a summary"
 	@echo "make bench         benchmarks on their own lab hosts; writes bench/results/latest.md"
 	@echo "make release       check, test, build and tag the version of galaxy.yml (CONTRIBUTING.md)"
+	@echo "make compat        ansible-test sanity and units on ansible-core 2.20 (Python 3.12+; also in make test)"
 	@echo "make lint | unit | build | molecule SCENARIOS=bridge | clean"
 
 deps:
@@ -33,6 +34,10 @@ lint: deps
 
 unit: deps
 	pytest -q tests/unit
+
+compat: deps
+	$(VENV)/bin/python scripts/compat.py sanity
+	$(VENV)/bin/python scripts/compat.py units
 
 molecule: deps
 	@for s in $(SCENARIOS); do molecule test -s $$s || exit 1; done

@@ -112,6 +112,13 @@ def main() -> int:
         Stage("ansible-test units", [py, str(ROOT / "scripts/ansible-test.py"), "units",
                                      f"--junit={reports / 'ansible-test-units.xml'}"],
               reports / "ansible-test-units.xml"),
+        # The other supported ansible-core releases (scripts/compat.py: 2.20 on Python 3.12+).
+        Stage("ansible-core 2.20 sanity", [py, str(ROOT / "scripts/compat.py"), "sanity",
+                                           f"--junit={reports / 'compat-sanity.xml'}"],
+              reports / "compat-sanity.xml"),
+        Stage("ansible-core 2.20 units", [py, str(ROOT / "scripts/compat.py"), "units",
+                                          f"--junit={reports / 'compat-units.xml'}"],
+              reports / "compat-units.xml"),
     ]
     for scenario in args.scenarios.split():
         stages.append(Stage(f"molecule {scenario}", [str(venv_bin / "molecule"), "test", "-s", scenario],

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -44,16 +45,22 @@ def ours(text: str) -> bool:
 
 def machine_state() -> dict:
     """What lab hosts add to the machine (hosts, links, processes, mounts, FORWARD rules), except
-    the hosts that ran before the tests."""
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    the hosts that ran before the tests. Only what the harness makes counts, so that a CI machine
+    running containers of its own passes: links enslaved to the lab bridge (and the bridge),
+    systemd-nspawn processes whose directory is under the harness's hosts directory, mounts under
+    it, FORWARD rules naming the lab bridge."""
+    links = subprocess.run(["ip", "-o", "link", "show", "master", labhost.LAB_BRIDGE], capture_output=True,
+                           text=True, check=False).stdout
+    bridge = subprocess.run(["ip", "link", "show", labhost.LAB_BRIDGE], capture_output=True, text=True,
+                            check=False).returncode == 0
     procs = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     forward = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
     return {
         "hosts": sorted(p.parent.name for p in labhost.HOSTS_ROOT.glob("*/state.json") if ours(p.parent.name)),
-        "links": sorted(name for name in (line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
-                        if name.startswith(("vb-", "ve-")) and ours(name)
-                        or name == labhost.LAB_BRIDGE and not BEFORE),
-        "nspawn": sorted(line for line in procs.splitlines() if line.startswith("systemd-nspawn") and ours(line)),
+        "links": sorted([name for name in (line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+                         if ours(name)] + ([labhost.LAB_BRIDGE] if bridge and not BEFORE else [])),
+        "nspawn": sorted(line for line in procs.splitlines() if line.startswith("systemd-nspawn")
+                         and f"--directory={labhost.HOSTS_ROOT}/" in line and ours(line)),
         "mounts": sorted(line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
                          if str(labhost.HOSTS_ROOT) in line.split()[1] and ours(line.split()[1])),
         "forward": sorted(line for line in forward.splitlines() if labhost.LAB_BRIDGE in line and not BEFORE),
@@ -108,3 +115,19 @@ def test_each_release_has_its_own_image_and_pruning_keeps_the_other_release(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bookworm-new", "trixie-current"]
     with pytest.raises(labhost.LabError, match="not one of bookworm, trixie"):
         labhost.check_release("sid")
+
+
+def test_containers_and_links_the_harness_did_not_make_are_not_counted(clean_machine):
+    """A CI machine may run containers of its own (issue 17): a systemd-nspawn process with
+    another directory and a ve- link outside the lab bridge are not the scenarios' leftovers
+    (the check before counted every systemd-nspawn process and every ve- link)."""
+    other = subprocess.Popen(["bash", "-c", 'exec -a "systemd-nspawn --directory=/srv/other-container" sleep 60'])
+    subprocess.run(["ip", "link", "add", "ve-jhother", "type", "veth", "peer", "name", "ve-jhother-p"], check=True)
+    try:
+        time.sleep(0.5)
+        procs = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        assert "systemd-nspawn --directory=/srv/other-container" in procs
+        assert machine_state() == clean_machine
+    finally:
+        other.kill()
+        subprocess.run(["ip", "link", "del", "ve-jhother"], check=False)
