@@ -19,7 +19,7 @@ help:
 	@echo "make test          lint, unit tests and every Molecule scenario, with a summary"
 	@echo "make bench         benchmarks on their own lab hosts; writes bench/results/latest.md"
 	@echo "make release       check, test, build and tag the version of galaxy.yml (CONTRIBUTING.md)"
-	@echo "make compat        ansible-test sanity and units on ansible-core 2.20 (Python 3.12+; also in make test)"
+	@echo "make compat        ansible-test sanity and units on ansible-core 2.20 and 2.21 (Python 3.12+; also in make test)"
 	@echo "make lint | unit | build | molecule SCENARIOS=bridge | clean"
 
 deps:

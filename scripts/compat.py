@@ -1,14 +1,14 @@
 """ansible-test sanity and units on the other supported ansible-core releases (`make compat`).
 
-    python scripts/compat.py sanity|units [--junit FILE] [--core 2.20]
+    python scripts/compat.py sanity|units [--junit FILE] [--core 2.20 [--core 2.21]]
 
 meta/runtime.yml says ``requires_ansible: >=2.19.0``. The development venv (.venv, Python 3.11)
 runs ansible-core 2.19, the newest release that installs on Python 3.11; `make test` runs sanity
-and the unit tests there. ansible-core 2.20 needs Python 3.12 or later: this script builds a venv
-with it on the newest Python the machine has for it (pyenv's, or python3.X on the PATH), cached
-under CACHE/compat/, and runs scripts/ansible-test.py in it with the same arguments, so the same
-sanity tests (with tests/sanity/ignore-2.20.txt) and the same unit tests run on each release.
-A missing interpreter is an error, not a skip.
+and the unit tests there. ansible-core 2.20 and 2.21 (the newest on PyPI, 2026-12) need Python
+3.12 or later: this script builds a venv per release on the newest Python the machine has for it
+(pyenv's, or python3.X on the PATH), cached under CACHE/compat/, and runs scripts/ansible-test.py
+in it with the same arguments, so the same sanity tests (with tests/sanity/ignore-2.X.txt) and
+the same unit tests run on each release. A missing interpreter is an error, not a skip.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("JAILHOST_ANSIBLE_TEST_CACHE", "/var/cache/jailhost-lab")) / "compat"
 # ansible-core release -> Pythons it supports on the controller, newest first.
-RELEASES = {"2.20": ("3.14", "3.13", "3.12")}
+RELEASES = {"2.20": ("3.14", "3.13", "3.12"), "2.21": ("3.14", "3.13", "3.12")}
 
 
 def find_python(versions: tuple[str, ...]) -> str:
@@ -74,7 +74,10 @@ def main() -> int:
     parser.add_argument("--core", choices=sorted(RELEASES), action="append")
     args = parser.parse_args()
     rc = 0
-    for core in args.core or sorted(RELEASES):
+    cores = args.core or sorted(RELEASES)
+    if args.junit and len(cores) > 1:
+        parser.error("--junit takes one --core (one report per release)")
+    for core in cores:
         venv = ensure_venv(core)
         cmd = [str(venv / "bin/python"), str(ROOT / "scripts/ansible-test.py"), args.command]
         if args.junit:

@@ -112,13 +112,11 @@ def main() -> int:
         Stage("ansible-test units", [py, str(ROOT / "scripts/ansible-test.py"), "units",
                                      f"--junit={reports / 'ansible-test-units.xml'}"],
               reports / "ansible-test-units.xml"),
-        # The other supported ansible-core releases (scripts/compat.py: 2.20 on Python 3.12+).
-        Stage("ansible-core 2.20 sanity", [py, str(ROOT / "scripts/compat.py"), "sanity",
-                                           f"--junit={reports / 'compat-sanity.xml'}"],
-              reports / "compat-sanity.xml"),
-        Stage("ansible-core 2.20 units", [py, str(ROOT / "scripts/compat.py"), "units",
-                                          f"--junit={reports / 'compat-units.xml'}"],
-              reports / "compat-units.xml"),
+        # The other supported ansible-core releases (scripts/compat.py: Python 3.12+).
+        *[Stage(f"ansible-core {core} {what}", [py, str(ROOT / "scripts/compat.py"), what, "--core", core,
+                                                f"--junit={reports / f'compat-{core}-{what}.xml'}"],
+                reports / f"compat-{core}-{what}.xml")
+          for core in ("2.20", "2.21") for what in ("sanity", "units")],
     ]
     for scenario in args.scenarios.split():
         stages.append(Stage(f"molecule {scenario}", [str(venv_bin / "molecule"), "test", "-s", scenario],
