@@ -48,6 +48,7 @@ import re
 from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAIL_NAME_MAX, JAIL_NAME_RE, valid_jail_name
 
 FIREJAIL = '/usr/bin/firejail'
+SETPRIV = '/usr/bin/setpriv'
 RUN_DIR = '/run/firejail'
 JAILS_DIR = '/var/lib/jailhost/jails'
 PROFILE_DIR = '/etc/firejail'
@@ -489,7 +490,11 @@ def render_unit(spec: dict) -> str:
         '# starting at once at boot fail that check ("invalid read-only mount") and restart. A',
         '# serialized no-op run (--list) does that setup once before any sandbox starts.',
         'ExecStartPre=' + INIT_COMMAND,
-        'ExecStart=' + ' '.join(systemd_quote(a) for a in _firejail_args(spec)),
+        '# firejail starts with an empty inheritable capability set: root\'s execve gives the daemon',
+        '# its bounding set plus its inheritable set, so an inherited set (Debian 13\'s systemd in a',
+        '# container passes a full one) would keep what caps.keep/caps.drop took out of the bounding',
+        '# set effective. setpriv is the host\'s (util-linux), run before any jail file.',
+        'ExecStart=' + ' '.join(systemd_quote(a) for a in [SETPRIV, '--inh-caps=-all', *_firejail_args(spec)]),
     ]
     if stop_signal and stop_signal != 'SIGTERM':
         lines += [

@@ -34,6 +34,7 @@ PROVIDED = {"ansible", "ansible_collections"}
 HOST_PROGRAMS = {
     "firejail": "firejail",
     "flock": "util-linux",
+    "setpriv": "util-linux",  # clears the inheritable capability set before firejail starts
     "sh": "dash",
     "ip": "iproute2",
     "systemctl": "systemd",

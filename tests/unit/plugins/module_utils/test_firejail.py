@@ -108,7 +108,11 @@ Type=simple
 # starting at once at boot fail that check ("invalid read-only mount") and restart. A
 # serialized no-op run (--list) does that setup once before any sandbox starts.
 ExecStartPre=/usr/bin/flock /run/jailhost-firejail-init.lock /bin/sh -c '/usr/bin/firejail --list >/dev/null'
-ExecStart=/usr/bin/firejail --profile=/etc/firejail/jailhost-web1.profile --name=web1 \
+# firejail starts with an empty inheritable capability set: root's execve gives the daemon
+# its bounding set plus its inheritable set, so an inherited set (Debian 13's systemd in a
+# container passes a full one) would keep what caps.keep/caps.drop took out of the bounding
+# set effective. setpriv is the host's (util-linux), run before any jail file.
+ExecStart=/usr/bin/setpriv --inh-caps=-all /usr/bin/firejail --profile=/etc/firejail/jailhost-web1.profile --name=web1 \
 --chroot=/var/lib/jailhost/jails/web1/root --net=br-t --veth-name=fj-web1 --ip=10.88.0.10 \
 --defaultgw=10.88.0.1 -- /usr/bin/python3 -m http.server 8080 --bind 10.88.0.10
 # A jail's daemon never ends on purpose: restart on any exit, clean ones too (Apache exits
@@ -380,7 +384,7 @@ def test_unit_options_and_quoting():
         command=['/bin/sh', '-c', 'echo "$HOME" 100%; exec sleep inf', '']))
     exec_start = [line for line in text.splitlines() if line.startswith('ExecStart=')][0]
     assert exec_start == (
-        'ExecStart=/usr/bin/firejail --profile=/etc/jailhost/web.profile '
+        'ExecStart=/usr/bin/setpriv --inh-caps=-all /usr/bin/firejail --profile=/etc/jailhost/web.profile '
         '--name=a-very-long-jail-name --chroot=/srv/jails/web/root --net=br-t '
         f"--veth-name={veth_name(spec(name='a-very-long-jail-name'))} "
         '--ip=10.88.0.10 --defaultgw=10.88.0.254 -- /bin/sh -c '
@@ -581,7 +585,7 @@ def test_postgresql_spec_verified_on_test_host():
     assert 'caps.keep setuid,setgid' in profile and 'caps.drop all' not in profile
     unit = render_unit(pg1).splitlines()
     assert EXPECTED_STOP in unit
-    assert ('ExecStart=/usr/bin/firejail --profile=/etc/firejail/jailhost-pg1.profile --name=pg1 '
+    assert ('ExecStart=/usr/bin/setpriv --inh-caps=-all /usr/bin/firejail --profile=/etc/firejail/jailhost-pg1.profile --name=pg1 '
             '--chroot=/var/lib/jailhost/jails/pg1/root --net=br-t --veth-name=fj-pg1 '
             '--ip=10.88.0.30 --defaultgw=10.88.0.1 -- /usr/bin/setpriv --reuid=postgres '
             '--regid=postgres --init-groups /usr/lib/postgresql/15/bin/postgres '
