@@ -495,6 +495,8 @@ def render_unit(spec: dict) -> str:
         '# container passes a full one) would keep what caps.keep/caps.drop took out of the bounding',
         '# set effective. setpriv is the host\'s (util-linux), run before any jail file.',
         'ExecStart=' + ' '.join(systemd_quote(a) for a in [SETPRIV, '--inh-caps=-all', *_firejail_args(spec)]),
+        '# The journal names the lines firejail, as before setpriv came first on the command line.',
+        'SyslogIdentifier=firejail',
     ]
     if stop_signal and stop_signal != 'SIGTERM':
         lines += [

@@ -115,6 +115,8 @@ ExecStartPre=/usr/bin/flock /run/jailhost-firejail-init.lock /bin/sh -c '/usr/bi
 ExecStart=/usr/bin/setpriv --inh-caps=-all /usr/bin/firejail --profile=/etc/firejail/jailhost-web1.profile --name=web1 \
 --chroot=/var/lib/jailhost/jails/web1/root --net=br-t --veth-name=fj-web1 --ip=10.88.0.10 \
 --defaultgw=10.88.0.1 -- /usr/bin/python3 -m http.server 8080 --bind 10.88.0.10
+# The journal names the lines firejail, as before setpriv came first on the command line.
+SyslogIdentifier=firejail
 # A jail's daemon never ends on purpose: restart on any exit, clean ones too (Apache exits
 # 0 when it cannot start its workers, AH02324; a HUP kills the firejail parent, which
 # systemd counts as clean). systemctl stop is never undone. Also retries the start that
