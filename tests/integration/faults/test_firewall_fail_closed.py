@@ -45,8 +45,14 @@ FLUSHES = {
 
 
 def probe(host) -> str:
-    _, _, web = jail_pids(host, WEB)
-    return host.check_output(f"nsenter -t {web[0]} -n python3 -c {shlex.quote(PROBE)} {DB_IP}")
+    """The probe's answer, or "gone" when the web jail's daemon ended between reading its PID and
+    entering its network namespace (a jail restarting after the firewall unit came back)."""
+    try:
+        _, _, web = jail_pids(host, WEB)
+    except AssertionError:  # the jail has no daemon yet (restarting)
+        return "gone"
+    result = host.run(f"nsenter -t {web[0]} -n python3 -c {shlex.quote(PROBE)} {DB_IP}")
+    return result.stdout.strip() if result.rc == 0 else "gone"
 
 
 def serving(host) -> bool:
@@ -57,11 +63,11 @@ def serving(host) -> bool:
 def watched(host):
     """The watcher running and the bridge closed before the test; the same after it."""
     host.run_expect([0], "systemctl start jailhost-firewall.service jailhost-firewall-watch.service")
-    wait_until(lambda: probe(host) == "timeout", timeout=15)
+    wait_until(lambda: probe(host) == "timeout", timeout=60)
     yield
     host.run_expect([0], "systemctl start jailhost-firewall.service jailhost-firewall-watch.service "
                          f"jailhost-{DB}.service jailhost-{WEB}.service")
-    wait_until(lambda: probe(host) == "timeout", timeout=15)
+    wait_until(lambda: probe(host) == "timeout", timeout=60)
     wait_until(lambda: serving(host), timeout=60)
 
 
