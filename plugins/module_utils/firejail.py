@@ -49,6 +49,9 @@ from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAI
 
 FIREJAIL = '/usr/bin/firejail'
 SETPRIV = '/usr/bin/setpriv'
+# The bridge role's firewall script: restores our chains, and rebuilds the anti-spoofing chain
+# from META_DIR (--antispoof).
+FIREWALL_RESTORE = '/usr/local/sbin/jailhost-firewall-restore'
 RUN_DIR = '/run/firejail'
 JAILS_DIR = '/var/lib/jailhost/jails'
 PROFILE_DIR = '/etc/firejail'

@@ -436,9 +436,8 @@ class Sandbox:
         """Rebuild the bridge's anti-spoofing chain from the declared jails (this one added,
         changed or removed) before the jail starts: the bridge role's restore script does it, in
         the one place where our firewall is built. Hosts without it (no bridge role) have none."""
-        script = "/usr/local/sbin/jailhost-firewall-restore"
-        if os.path.exists(script):
-            self.run([script, "--antispoof"])
+        if os.path.exists(fj.FIREWALL_RESTORE):
+            self.run([fj.FIREWALL_RESTORE, "--antispoof"])
 
     # ----------------------------------------------------------------- main
     def spec(self) -> dict:

@@ -161,3 +161,18 @@ def jail_run(host, jail: str, code: str, user: str = "root", daemon_index: int =
     result = json.loads(cmd.stdout.strip().splitlines()[-1])
     print(f"  as {user} in jail {jail}: {json.dumps({k: v for k, v in result.items() if k != 'self'})}")
     return result
+
+
+def outside(host, code: str, uid: int | None = 33, wrap: str = "") -> dict:
+    """CONTROL: the same attempt on the test host, outside any jail: by uid UID (33 is www-data;
+    setpriv, no supplementary groups) or by root (UID None). WRAP puts a root control in throwaway
+    namespaces (e.g. "unshare -m"), so that a control that succeeds changes nothing on the host."""
+    user = f"setpriv --reuid={uid} --regid={uid} --clear-groups " if uid is not None else ""
+    marker = f"EOF_{uuid.uuid4().hex}"
+    cmd = host.run(f"cd /tmp && {wrap} {user}python3 - <<'{marker}'\n{PRELUDE}{code}{EPILOGUE}{marker}")
+    assert cmd.rc == 0 and cmd.stdout.strip(), f"control did not run (rc {cmd.rc}): {cmd.stderr}"
+    result = json.loads(cmd.stdout.strip().splitlines()[-1])
+    who = f"uid {uid}" if uid is not None else "root"
+    print(f"  control ({who} on the host, no jail{', ' + wrap if wrap else ''}): "
+          f"{json.dumps({k: v for k, v in result.items() if k != 'self'})}")
+    return result

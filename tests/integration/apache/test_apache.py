@@ -8,7 +8,6 @@ The reboot test is last: it takes the host down.
 from __future__ import annotations
 
 import http.client
-import json
 import re
 import shlex
 import socket
@@ -17,7 +16,7 @@ import statistics
 import uuid
 
 
-from attacklib import PRELUDE, install_jailenter, jail_run
+from attacklib import install_jailenter, jail_run, outside
 from hostlib import assert_started_once, in_jail, jail_pids, load_vars, proc_status, public_address, reboot, run_play, wait_until
 
 VARS = load_vars(__file__)
@@ -111,10 +110,8 @@ def test_no_memory_is_writable_and_executable_in_the_jail(host):
     worker = jail_run(host, JAIL, WX_MAP, user="www-data")
     assert not worker["map_write_exec"]["ok"] and worker["map_write_exec"]["errno"] == "EPERM", worker
     assert worker["map_write"]["ok"], worker
-    control = host.run(f"setpriv --reuid=33 --regid=33 --clear-groups python3 - <<'EOF'\n{PRELUDE}{WX_MAP}\n"
-                       "print(json.dumps(out))\nEOF")
-    outside = json.loads(control.stdout.strip().splitlines()[-1])
-    assert outside["map_write_exec"]["ok"], outside
+    control = outside(host, WX_MAP)
+    assert control["map_write_exec"]["ok"], control
     assert "php_admin_flag pcre.jit off" in host.file(f"{ROOT}/etc/apache2/conf-available/jailhost.conf").content_string
     assert "memory-deny-write-execute" in host.file(f"/etc/firejail/jailhost-{JAIL}.profile").content_string.split("\n")
 

@@ -24,7 +24,7 @@ import uuid
 
 import pytest
 
-from attacklib import EPILOGUE, PRELUDE, WebShell, install_jailenter, jail_run
+from attacklib import WebShell, install_jailenter, jail_run, outside
 from hostlib import jail_pids, load_vars, proc_status, public_address, wait_until
 
 VARS = load_vars(__file__)
@@ -148,21 +148,6 @@ def blocked(result: dict, label: str, *errnos: str) -> None:
 
 def as_root(host, code: str, jail: str = WEB) -> dict:
     return jail_run(host, jail, code, user="root")
-
-
-def outside(host, code: str, uid: int | None = 33, wrap: str = "") -> dict:
-    """CONTROL: the same attempt on the test host, outside any jail: by uid UID (33 is www-data;
-    setpriv, no supplementary groups) or by root (UID None). WRAP puts a root control in throwaway
-    namespaces (e.g. "unshare -m"), so that a control that succeeds changes nothing on the host."""
-    user = f"setpriv --reuid={uid} --regid={uid} --clear-groups " if uid is not None else ""
-    marker = f"EOF_{uuid.uuid4().hex}"
-    cmd = host.run(f"cd /tmp && {wrap} {user}python3 - <<'{marker}'\n{PRELUDE}{code}{EPILOGUE}{marker}")
-    assert cmd.rc == 0 and cmd.stdout.strip(), f"control did not run (rc {cmd.rc}): {cmd.stderr}"
-    result = json.loads(cmd.stdout.strip().splitlines()[-1])
-    who = f"uid {uid}" if uid is not None else "root"
-    print(f"  control ({who} on the host, no jail{', ' + wrap if wrap else ''}): "
-          f"{json.dumps({k: v for k, v in result.items() if k != 'self'})}")
-    return result
 
 
 def passes(result: dict, label: str, *errnos: str) -> None:
@@ -756,11 +741,8 @@ def test_io_uring_is_denied(host, shell, root_entry, who, jail):
     test host, outside any jail, gets an io_uring descriptor."""
     result = shell.py(IO_URING) if who == "www-data" else as_root(host, IO_URING, jail)
     blocked(result, "io_uring_setup", "EPERM")
-    control = host.run(f"setpriv --reuid=33 --regid=33 --clear-groups python3 - <<'EOF'\n"
-                       f"{PRELUDE}{IO_URING}\nprint(json.dumps(out))\nEOF")
-    outside = json.loads(control.stdout.strip().splitlines()[-1])
-    print(f"  control (uid 33 on the host, no jail): {outside['io_uring_setup']}")
-    assert outside["io_uring_setup"]["ok"], outside
+    control = outside(host, IO_URING)
+    assert control["io_uring_setup"]["ok"], control
 
 
 def test_root_in_jail_cannot_change_the_jail_network(host, root_entry):
@@ -912,16 +894,13 @@ def test_www_data_keyctl_bpf_and_friends_are_filtered(host, shell):
     for label in ("keyctl", "add_key", "bpf", "userfaultfd", "perf_event_open", "kexec_load"):
         blocked(result, label, "EPERM")
     # The same calls on the test host as uid 33 outside the jail: what the jail's filter changes.
-    control = host.run(f"setpriv --reuid=33 --regid=33 --clear-groups python3 - <<'EOF'\n"
-                       f"{PRELUDE}{SECCOMP}\nprint(json.dumps(out))\nEOF")
-    print(f"  control (uid 33 on the host, no jail): {control.stdout.strip()}")
-    outside = json.loads(control.stdout.strip().splitlines()[-1])
+    control = outside(host, SECCOMP)
     # The lab host is itself a systemd-nspawn container, whose own seccomp filter refuses keyctl,
     # bpf, ... outside the jail too. personality() is allowed there and refused in the jail, and
     # the jail's processes carry firejail's filters on top of the host's.
-    assert outside["personality"]["ok"], outside
+    assert control["personality"]["ok"], outside
     blocked(result, "personality", "EPERM")
-    assert int(result["self"]["Seccomp_filters"]) > int(outside["self"]["Seccomp_filters"]), (result["self"], outside)
+    assert int(result["self"]["Seccomp_filters"]) > int(control["self"]["Seccomp_filters"]), (result["self"], control)
 
 
 ROOT_SECCOMP = SECCOMP + ("attempt('settime', lambda: syscall(164, 0, 0))\n"

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from attacklib import PRELUDE, install_jailenter, jail_run
+from attacklib import install_jailenter, jail_run, outside
 from hostlib import (MOLECULE, assert_check_mode_changes_nothing, assert_started_once, jail_pids, load_vars,
                      public_address)
 
@@ -283,6 +283,5 @@ def test_io_uring_and_ipv6_are_closed_in_every_jail(host, jail):
     assert not result["io_uring_setup"]["ok"] and result["io_uring_setup"]["errno"] == "EPERM", result
     assert not result["inet6_tcp"]["ok"] and result["inet6_tcp"]["errno"] == "EOPNOTSUPP", result
     assert result["inet_tcp"]["ok"], result
-    control = host.run(f"python3 - <<'EOF'\n{PRELUDE}{KERNEL_SURFACE}\nprint(json.dumps(out))\nEOF")
-    outside = json.loads(control.stdout.strip().splitlines()[-1])
-    assert outside["io_uring_setup"]["ok"] and outside["inet6_tcp"]["ok"], outside
+    control = outside(host, KERNEL_SURFACE, uid=None)
+    assert control["io_uring_setup"]["ok"] and control["inet6_tcp"]["ok"], control
