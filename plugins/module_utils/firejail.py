@@ -41,23 +41,20 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
-import os
 import re
 
 from ansible_collections.jailhost.jails.plugins.module_utils.jailsafe import JAIL_NAME_MAX, JAIL_NAME_RE, valid_jail_name
+from ansible_collections.jailhost.jails.plugins.module_utils.jailstatus import (  # noqa: F401 pylint: disable=unused-import
+    META_DIR, RUN_DIR, UNIT_PREFIX,
+)
 
 FIREJAIL = '/usr/bin/firejail'
 SETPRIV = '/usr/bin/setpriv'
 # The bridge role's firewall script: restores our chains, and rebuilds the anti-spoofing chain
 # from META_DIR (--antispoof).
 FIREWALL_RESTORE = '/usr/local/sbin/jailhost-firewall-restore'
-RUN_DIR = '/run/firejail'
 JAILS_DIR = '/var/lib/jailhost/jails'
 PROFILE_DIR = '/etc/firejail'
-UNIT_PREFIX = 'jailhost-'
-# One JSON file per jail declared with the sandbox module: name, ip, bridge, root, unit, profile.
-META_DIR = '/etc/jailhost/sandboxes'
 
 # The one jail name rule of the collection (jailsafe.valid_jail_name); NAME_RE is its alias.
 NAME_RE = JAIL_NAME_RE
@@ -538,218 +535,10 @@ def render_unit(spec: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# State
+# State: read in jailstatus.py (standard library only, also installed on the host for the
+# jailhost-status command); re-exported here for the modules.
 
-STATUS_FIELDS = {
-    'Name': 'comm', 'Seccomp': 'seccomp', 'Seccomp_filters': 'seccomp_filters',
-    'NoNewPrivs': 'no_new_privs', 'CapEff': 'cap_eff', 'CapPrm': 'cap_prm', 'CapBnd': 'cap_bnd',
-    'Uid': 'uid',
-}
-INT_FIELDS = frozenset(('seccomp', 'seccomp_filters', 'no_new_privs'))
-NAMESPACES = ('pid', 'net', 'mnt', 'ipc')
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding='utf-8', errors='replace') as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _pid_file(path: str) -> int | None:
-    text = _read(path)
-    if text is None:
-        return None
-    text = text.strip()
-    return int(text) if text.isdigit() else None
-
-
-def read_status(proc: str, pid: int) -> dict | None:
-    """Confinement fields of /proc/PID/status; None if the process is gone."""
-    text = _read(f'{proc}/{pid}/status')
-    if text is None:
-        return None
-    result = {'pid': pid}
-    for line in text.splitlines():
-        key, dummy, value = line.partition(':')
-        field = STATUS_FIELDS.get(key)
-        if field is None:
-            continue
-        value = value.strip()
-        if field in INT_FIELDS:
-            result[field] = int(value) if value.lstrip('-').isdigit() else None
-        elif field == 'uid':
-            result[field] = int(value.split()[0]) if value.split() else None
-        else:
-            result[field] = value
-    return result
-
-
-def capabilities_within_bounds(status: dict) -> bool:
-    """No effective or permitted capability outside the bounding set. A capability dropped from
-    the bounding set only stops the process from gaining it again: one it already holds stays
-    usable unless the effective and permitted sets are cleared too."""
-    try:
-        bounding = int(status['cap_bnd'], 16)
-        held = [int(status[key], 16) for key in ('cap_eff', 'cap_prm') if status.get(key) is not None]
-    except (KeyError, TypeError, ValueError):
-        return False
-    return all(value & ~bounding == 0 for value in held)
-
-
-def unconfined_reasons(entry: dict) -> list[str]:
-    """Why a sandbox entry of parse_state() is not 'confined', one line per process."""
-    reasons = []
-    for p in entry.get('processes', []):
-        problems = []
-        if p.get('seccomp') != 2:
-            problems.append(f"Seccomp {p.get('seccomp')}")
-        if p.get('no_new_privs') != 1:
-            problems.append(f"NoNewPrivs {p.get('no_new_privs')}")
-        if p.get('seccomp_filters_added') is not None and p['seccomp_filters_added'] <= 0:
-            problems.append('no seccomp filter of its own')
-        shared = [ns for ns, differ in p.get('namespaces_differ', {}).items() if not differ]
-        if shared:
-            problems.append('shares the host namespaces ' + ','.join(shared))
-        if not capabilities_within_bounds(p):
-            problems.append(f"capabilities outside the bounding set (CapEff {p.get('cap_eff')}, "
-                            f"CapPrm {p.get('cap_prm')}, CapBnd {p.get('cap_bnd')})")
-        if problems:
-            reasons.append(f"pid {p.get('pid')} ({p.get('comm')}, uid {p.get('uid')}): " + '; '.join(problems))
-    if not entry.get('processes'):
-        reasons.append('no process in the sandbox')
-    return reasons
-
-
-def _namespaces(proc: str, pid: int) -> dict:
-    result = {}
-    for ns in NAMESPACES:
-        try:
-            result[ns] = os.readlink(f'{proc}/{pid}/ns/{ns}')
-        except OSError:
-            result[ns] = None
-    return result
-
-
-def children(proc: str, pid: int) -> list[int]:
-    """Direct children of PID, from /proc/PID/task/*/children (all threads)."""
-    found = []
-    try:
-        tasks = sorted(os.listdir(f'{proc}/{pid}/task'))
-    except OSError:
-        return found
-    for tid in tasks:
-        text = _read(f'{proc}/{pid}/task/{tid}/children') or ''
-        found += [int(p) for p in text.split() if p.isdigit()]
-    return sorted(set(found))
-
-
-def descendants(proc: str, pid: int) -> list[int]:
-    result, todo = [], children(proc, pid)
-    while todo:
-        current = todo.pop(0)
-        if current in result:
-            continue
-        result.append(current)
-        todo += children(proc, current)
-    return result
-
-
-def parse_netmap(text: str) -> list[dict]:
-    """Lines 'bridge:ifname' (ifname is the interface inside the jail, e.g. eth0)."""
-    result = []
-    for line in (text or '').splitlines():
-        bridge, sep, ifname = line.strip().partition(':')
-        if sep and bridge:
-            result.append({'bridge': bridge, 'ifname': ifname})
-    return result
-
-
-def parse_state(run_dir: str = RUN_DIR, proc: str = '/proc') -> list[dict]:
-    """Running firejail sandboxes, read from run_dir and proc without parsing `firejail --list`.
-
-    run_dir/name/<PID> holds the sandbox name, run_dir/sandbox/<PID> the host PID of the
-    sandbox child (PID 1 of the jail's PID namespace), run_dir/network/<PID>-netmap the
-    'bridge:ifname' lines; PID is the firejail parent. Entries whose parent is gone (left behind
-    by a SIGKILLed firejail, or by a start that failed) are skipped. The daemon is every child
-    of the sandbox child; 'processes' are all its descendants with their confinement fields.
-    'confined' is True when every process has Seccomp 2 with filters added on top of PID 1's,
-    NoNewPrivs 1, pid/net/mnt/ipc namespaces other than PID 1's, and no effective or permitted
-    capability outside its bounding set (firejail 0.9.74 on Debian 13 was seen to narrow only the
-    bounding set of caps.keep and leave root's other capabilities effective: see
-    capabilities_within_bounds). Reading sandbox/ needs root.
-    """
-    pids = set()
-    for sub in ('name', 'sandbox'):
-        try:
-            pids.update(int(e) for e in os.listdir(f'{run_dir}/{sub}') if e.isdigit())
-        except OSError:
-            pass
-    init_ns = _namespaces(proc, 1)
-    init_status = read_status(proc, 1) or {}
-    init_filters = init_status.get('seccomp_filters') or 0
-    sandboxes = []
-    for pid in sorted(pids):
-        # A SIGKILLed firejail leaves its files behind (name/ is cleaned at the next firejail
-        # start, sandbox/ of failed starts is not): the parent must be a live firejail process.
-        comm = _read(f'{proc}/{pid}/comm')
-        if comm is None or comm.strip() != 'firejail':
-            continue
-        name_text = _read(f'{run_dir}/name/{pid}')
-        child = _pid_file(f'{run_dir}/sandbox/{pid}')
-        profile_text = _read(f'{run_dir}/profile/{pid}')
-        entry = {
-            'name': name_text.strip() if name_text is not None else None,
-            'pid': pid,
-            'child_pid': child,
-            'profile': profile_text.strip() if profile_text else None,
-            'network': parse_netmap(_read(f'{run_dir}/network/{pid}-netmap')),
-            'daemon_pids': [],
-            'processes': [],
-        }
-        if child is not None and os.path.isdir(f'{proc}/{child}'):
-            entry['daemon_pids'] = children(proc, child)
-            for member in descendants(proc, child):
-                status = read_status(proc, member)
-                if status is None:
-                    continue
-                ns = _namespaces(proc, member)
-                # PID 1 of a container may already run under seccomp (systemd-nspawn does):
-                # count the filters the sandbox added on top of PID 1's.
-                filters = status.get('seccomp_filters')
-                status['seccomp_filters_added'] = (filters - init_filters
-                                                   if filters is not None else None)
-                status['namespaces_differ'] = {
-                    key: ns[key] is not None and init_ns[key] is not None and ns[key] != init_ns[key]
-                    for key in NAMESPACES
-                }
-                entry['processes'].append(status)
-        entry['confined'] = bool(entry['processes']) and all(
-            p.get('seccomp') == 2 and p.get('no_new_privs') == 1
-            and (p.get('seccomp_filters_added') is None or p['seccomp_filters_added'] > 0)
-            and all(p['namespaces_differ'].values())
-            and capabilities_within_bounds(p)
-            for p in entry['processes'])
-        sandboxes.append(entry)
-    return sandboxes
-
-
-def find_sandbox(state: list[dict], name: str) -> list[dict]:
-    """Sandboxes of that exact name (more than one means a duplicate was started)."""
-    return [s for s in state if s['name'] == name]
-
-
-def declared_jails(meta_dir: str = META_DIR) -> dict:
-    """The jails declared with the sandbox module, by name, from their metadata files."""
-    jails = {}
-    try:
-        entries = sorted(os.listdir(meta_dir))
-    except OSError:
-        return jails
-    for entry in entries:
-        if entry.endswith('.json'):
-            with open(os.path.join(meta_dir, entry), encoding='utf-8') as handle:
-                meta = json.load(handle)
-            jails[meta['name']] = meta
-    return jails
+from ansible_collections.jailhost.jails.plugins.module_utils.jailstatus import (  # noqa: E402,F401 pylint: disable=unused-import,wrong-import-position
+    NAMESPACES, STATUS_FIELDS, capabilities_within_bounds, children, declared_jails, descendants, find_sandbox,
+    parse_netmap, parse_state, read_status, unconfined_reasons,
+)

@@ -18,6 +18,13 @@ description:
   - For each process of a running jail it reports the confinement measured from /proc, as the
     kernel enforces it, whether its pid, net, mnt and ipc namespaces differ from those of PID 1, its
     C(Seccomp) mode, C(NoNewPrivs), and its effective and bounding capabilities.
+  - For each jail it reports the status at a glance, from C(systemctl show) of its unit, since when it
+    is in its state, its automatic restarts, memory and tasks against the unit's C(MemoryMax) and
+    C(TasksMax), its CPU time, and the ports the P(jailhost.jails.bridge#role) role publishes to its
+    address (the DNAT rules of its persisted firewall). A value the host cannot give (no cgroup
+    accounting) is null, never estimated.
+  - The same code (C(plugins/module_utils/jailstatus.py)) is the host command C(jailhost-status)
+    that the P(jailhost.jails.status#role) role installs (a table, JSON, a Prometheus textfile).
 author:
   - jailhost.jails contributors (@jailhost)
 extends_documentation_fragment:
@@ -30,6 +37,13 @@ options:
     type: list
     elements: str
     default: []
+  firewall_dir:
+    description:
+      - Where the P(jailhost.jails.bridge#role) role persists the firewall (its C(bridge_firewall_dir));
+        the published ports are read from C(rules.v4) there.
+    type: path
+    default: /etc/jailhost/firewall
+    version_added: 0.1.0
 """
 
 EXAMPLES = r"""
@@ -61,10 +75,49 @@ jails:
     state:
       description: C(running), C(stopped), C(failed) or C(missing) (declared but no unit).
       type: str
-    unit:
-      description: systemd unit and its state.
+    since:
+      description:
+        - Unix time the unit entered its current active state (C(ActiveEnterTimestamp) when active,
+          C(InactiveEnterTimestamp) when inactive or failed); null when it never did.
+      type: int
+    restarts:
+      description:
+        - Automatic restarts of the unit (systemd C(NRestarts); a manual start or restart resets it).
+      type: int
+    memory:
+      description:
+        - C(current) (bytes, C(MemoryCurrent); null without memory accounting), C(max) (C(MemoryMax);
+          null when unlimited) and C(percent) (null unless both are known).
       type: dict
-      sample: {name: jailhost-web.service, active: active, sub: running, enabled: enabled, restarts: 0}
+      sample: {current: null, max: 134217728, percent: null}
+    tasks:
+      description: C(current) (C(TasksCurrent)), C(max) (C(TasksMax)) and C(percent), as for RV(jails[].memory).
+      type: dict
+      sample: {current: 3, max: 32, percent: 9.4}
+    cpu_seconds:
+      description: CPU time of the unit (C(CPUUsageNSec)); null without CPU accounting.
+      type: float
+    published_ports:
+      description:
+        - The ports published to the jail's address, from the DNAT rules of C(rules.v4) in O(firewall_dir),
+          each with C(proto), C(public_address) (null for every local address), C(public_port), C(jail_port).
+      type: list
+      elements: dict
+      sample: [{proto: tcp, public_address: null, public_port: 80, jail_port: 8080}]
+    confinement:
+      description:
+        - Summary of RV(jails[].processes) over all processes of the jail, C(confined), C(processes)
+          (count), C(seccomp), C(no_new_privs), C(own_namespaces) (each true when it holds for every
+          process, null when not running), C(cap_eff) and C(cap_bnd) (names of the capabilities in the
+          union of the effective and bounding sets) and C(problems) (why it is not confined).
+      type: dict
+    unit:
+      description:
+        - systemd unit and its state, with the values above (C(since), C(active_since), C(memory),
+          C(tasks), C(cpu_seconds)).
+      type: dict
+      sample: {name: jailhost-web.service, active: active, sub: running, enabled: enabled, restarts: 0,
+               since: 1796402067, active_since: 1796402067, main_pid: 1234}
     ip:
       description: Declared address.
       type: str
@@ -110,60 +163,20 @@ sandboxes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.jailhost.jails.plugins.module_utils import firejail as fj
-
-
-def unit_state(module: AnsibleModule, unit: str) -> dict:
-    rc, out, dummy = module.run_command(["systemctl", "show", unit, "--property",
-                                         "LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts"])
-    show = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
-    return {
-        "name": unit,
-        "loaded": show.get("LoadState"),
-        "active": show.get("ActiveState"),
-        "sub": show.get("SubState"),
-        "enabled": show.get("UnitFileState"),
-        "main_pid": int(show.get("MainPID") or 0) or None,
-        "restarts": int(show.get("NRestarts") or 0),
-    }
+from ansible_collections.jailhost.jails.plugins.module_utils import jailstatus
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={"name": {"type": "list", "elements": "str", "default": []}},
+        argument_spec={
+            "name": {"type": "list", "elements": "str", "default": []},
+            "firewall_dir": {"type": "path", "default": jailstatus.FIREWALL_DIR},
+        },
         supports_check_mode=True,
     )
-    sandboxes = fj.parse_state()
-    by_pid = {s["pid"]: s for s in sandboxes}
-    declared = fj.declared_jails()
-    names = module.params["name"] or sorted(declared)
-    jails = []
-    for name in names:
-        meta = declared.get(name, {"name": name})
-        unit = unit_state(module, fj.unit_name({"name": name}))
-        entry = by_pid.get(unit["main_pid"]) if unit["main_pid"] else None
-        if unit["loaded"] != "loaded":
-            state = "missing"
-        elif unit["active"] == "active" and entry:
-            state = "running"
-        elif unit["active"] == "failed":
-            state = "failed"
-        else:
-            state = "stopped"
-        jails.append({
-            "name": name,
-            "state": state,
-            "unit": unit,
-            "ip": meta.get("ip"),
-            "bridge": meta.get("bridge"),
-            "root": meta.get("root"),
-            "pid": entry["pid"] if entry else None,
-            "child_pid": entry["child_pid"] if entry else None,
-            "daemon_pids": entry["daemon_pids"] if entry else [],
-            "network": entry["network"] if entry else [],
-            "processes": entry["processes"] if entry else [],
-            "confined": entry["confined"] if entry else False,
-        })
+    env = {"LC_ALL": "C", "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"}
+    jails, sandboxes = jailstatus.collect(lambda argv: module.run_command(argv, environ_update=env),
+                                          module.params["name"], firewall_dir=module.params["firewall_dir"])
     module.exit_json(changed=False, jails=jails, sandboxes=sandboxes)
 
 
