@@ -260,3 +260,37 @@ def site_serves_rows(host, server_name: str) -> bool:
     PostgreSQL in the db jail (a page without them means the db jail is not up yet)."""
     status, body = site_page(host, server_name)
     return status == "200" and "stored in PostgreSQL" in body
+
+
+# Debian's PostgreSQL of each release: what the postgresql role installs when postgresql_version is
+# empty (its default), 15 on bookworm and 17 on trixie (roles/postgresql/vars/main.yml).
+DEBIAN_POSTGRESQL = {"bookworm": "15", "trixie": "17"}
+JAILS_DIR = "/var/lib/jailhost/jails"
+_RELEASES: dict = {}
+
+
+def jail_release(host, jail: str, jails_dir: str = JAILS_DIR) -> str:
+    """The Debian suite of the base image a jail is pinned to (its `base` file, written by
+    jail_root), read from the base's os-release: host files no jail can change."""
+    key = (id(host), jails_dir, jail)
+    if key not in _RELEASES:
+        base = host.file(f"{jails_dir}/{jail}/base").content_string.strip()
+        text = host.file(f"{base}/usr/lib/os-release").content_string
+        match = re.search(r'^VERSION_CODENAME="?([a-z]+)"?$', text, re.M)
+        assert match, f"no VERSION_CODENAME in {base}/usr/lib/os-release"
+        _RELEASES[key] = match.group(1)
+    return _RELEASES[key]
+
+
+def pg_version(host, jail: str = "db", jails_dir: str = JAILS_DIR) -> str:
+    return DEBIAN_POSTGRESQL[jail_release(host, jail, jails_dir)]
+
+
+def pg_bin(host, jail: str = "db", jails_dir: str = JAILS_DIR) -> str:
+    """The directory of the PostgreSQL programs in the jail (/usr/lib/postgresql/<version>/bin)."""
+    return f"/usr/lib/postgresql/{pg_version(host, jail, jails_dir)}/bin"
+
+
+def pg_conf_dir(host, jail: str = "db", jails_dir: str = JAILS_DIR) -> str:
+    """The configuration directory of the cluster main in the jail (/etc/postgresql/<version>/main)."""
+    return f"/etc/postgresql/{pg_version(host, jail, jails_dir)}/main"

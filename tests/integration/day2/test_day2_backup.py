@@ -16,18 +16,17 @@ import urllib.request
 
 import pytest
 
-from hostlib import load_vars, public_address, run_play, run_playbook, wait_until
+from hostlib import load_vars, pg_bin, public_address, run_play, run_playbook, wait_until
 
 VARS = load_vars(__file__)
 DB_ROOT = "/var/lib/jailhost/jails/db/root"
-BIN = "/usr/lib/postgresql/15/bin"
 AS_POSTGRES = f"chroot {DB_ROOT} setpriv --reuid=postgres --regid=postgres --init-groups"
 BACKUP_DIR = "/var/backups/jailhost"
 MARKER = "day2 backup probe"
 
 
 def sql(host, query: str, database: str = "app") -> str:
-    return host.check_output(f"{AS_POSTGRES} {BIN}/psql -XAtq -v ON_ERROR_STOP=1 -h /run/postgresql -p 5432 "
+    return host.check_output(f"{AS_POSTGRES} {pg_bin(host)}/psql -XAtq -v ON_ERROR_STOP=1 -h /run/postgresql -p 5432 "
                              f"-d {database} -c {shlex.quote(query)}")
 
 
@@ -74,7 +73,7 @@ def test_backup_is_owner_only_timestamped_and_checksummed(host, backed_up):
     assert entry["name"] == "app"
     assert entry["sha256"] == host.check_output(f"sha256sum {path}/app.dump").split()[0]
     # A custom-format dump pg_restore can list, holding the demo table's data.
-    listing = host.check_output(f"{AS_POSTGRES} {BIN}/pg_restore --list < {path}/app.dump")
+    listing = host.check_output(f"{AS_POSTGRES} {pg_bin(host)}/pg_restore --list < {path}/app.dump")
     assert re.search(r"TABLE DATA public items", listing)
     assert "CREATE ROLE app;" in host.file(f"{path}/globals.sql").content_string
     assert not host.run(f"ls -d {BACKUP_DIR}/*.partial").stdout.strip()

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from hostlib import (assert_check_mode_changes_nothing, jail_pids, load_vars, public_address, reboot, site_page,
+from hostlib import , (assert_check_mode_changes_nothing, jail_pids, load_vars, pg_bin, public_address, reboot, site_page
                      site_serves_rows, wait_until)
 
 VARS = load_vars(__file__)
@@ -112,6 +112,6 @@ def test_a_row_written_through_the_app_survives_a_db_restart_and_a_reboot(host):
     finally:
         host.run(f"rm -f {path}")
         host.run("chroot /var/lib/jailhost/jails/db/root setpriv --reuid=postgres --regid=postgres --init-groups "
-                 "/usr/lib/postgresql/15/bin/psql -XAtq -h /run/postgresql -d app "
+                 f"{pg_bin(host)}/psql -XAtq -h /run/postgresql -d app "
                  f"-c \"DELETE FROM items WHERE name = '{token}'\"")
     assert token not in site_page(host, server)[1]

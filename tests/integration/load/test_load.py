@@ -23,7 +23,7 @@ import threading
 
 import pytest
 
-from hostlib import jail_pids, load_vars, public_address, wait_until
+from hostlib import jail_pids, load_vars, pg_bin, public_address, wait_until
 
 VARS = load_vars(__file__)
 WEB, DB = VARS["apache_jail"], "db"
@@ -101,7 +101,7 @@ def test_wrk_60_seconds_64_connections_without_errors_within_the_memory_limit(ho
 def test_pgbench_60_seconds_from_the_web_jail_without_failed_transactions(host):
     _, _, web = jail_pids(host, WEB)
     base = (f"nsenter -t {web[0]} -n -- chroot {DB_ROOT} env PGPASSWORD={shlex.quote(PASSWORD)} "
-            f"/usr/lib/postgresql/15/bin/pgbench -h {DB_IP} -U {CLIENT['user']}")
+            f"{pg_bin(host)}/pgbench -h {DB_IP} -U {CLIENT['user']}")
     host.run_expect([0], f"{base} -i -q -s 2 {CLIENT['database']}")
     try:
         run = host.run(f"{base} -T {DURATION} -c 8 -j 2 -P 10 {CLIENT['database']}")

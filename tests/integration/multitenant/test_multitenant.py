@@ -18,8 +18,8 @@ import uuid
 import pytest
 
 from attacklib import install_jailenter, jail_run, outside
-from hostlib import (MOLECULE, assert_check_mode_changes_nothing, assert_started_once, jail_pids, load_vars,
-                     public_address)
+from hostlib import , (MOLECULE, assert_check_mode_changes_nothing, assert_started_once, jail_pids, pg_bin, pg_conf_dir
+                     load_vars, public_address)
 
 VARS = load_vars(__file__)
 # A service outside the host: the lab machine's apt proxy (host, port).
@@ -239,7 +239,7 @@ def test_a_hijacked_app_cannot_reach_the_other_tenant(host, alpha_probe):
 
 
 def test_each_database_accepts_only_its_own_apps_address(host):
-    hba = host.check_output(f"grep -E '^host' {JAILS}/db/root/etc/postgresql/15/main/pg_hba.conf")
+    hba = host.check_output(f"grep -E '^host' {JAILS}/db/root{pg_conf_dir(host)}/pg_hba.conf")
     lines = {tuple(line.split()[1:4]) for line in hba.splitlines() if "reject" not in line}
     assert lines == {("alpha", "alpha", f"{APPS['alpha']['ip']}/32"), ("beta", "beta", f"{APPS['beta']['ip']}/32")}
     # PUBLIC may not connect to an app's database (defence in depth behind pg_hba).
@@ -247,7 +247,7 @@ def test_each_database_accepts_only_its_own_apps_address(host):
     def may_connect(role, database):
         return host.check_output(
             f"chroot {JAILS}/db/root setpriv --reuid=postgres --regid=postgres --init-groups "
-            f"/usr/lib/postgresql/15/bin/psql -XAtq -h /run/postgresql -d postgres "
+            f"{pg_bin(host)}/psql -XAtq -h /run/postgresql -d postgres "
             f"-c \"SELECT has_database_privilege('{role}', '{database}', 'CONNECT')\"")
     assert may_connect("beta", "beta") == "t" and may_connect("alpha", "alpha") == "t"
     assert may_connect("alpha", "beta") == "f" and may_connect("beta", "alpha") == "f"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hostlib import host_state, load_vars, public_address, run_role
+from hostlib import host_state, load_vars, pg_bin, pg_conf_dir, public_address, run_role
 
 VARS = load_vars(__file__)
 KEY = Path(__file__).resolve().parents[3] / ".cache" / "multitenant" / "alpha_owner_key"
@@ -141,11 +141,11 @@ def test_removing_an_app_keeps_its_data_and_the_others_untouched(host, tmp_path)
     page = subprocess.run(["curl", "-s", "--max-time", "15", "--resolve", f"{third['domain']}:80:{public_address(host)}",
                            f"http://{third['domain']}/"], capture_output=True, text=True, check=False).stdout
     assert third["content"][0] not in page
-    hba = host.check_output(f"cat {JAILS}/db/root/etc/postgresql/15/main/pg_hba.conf")
+    hba = host.check_output(f"cat {JAILS}/db/root{pg_conf_dir(host)}/pg_hba.conf")
     assert "gamma" not in hba
 
     kept = host.check_output(
         f"chroot {JAILS}/db/root setpriv --reuid=postgres --regid=postgres --init-groups "
-        "/usr/lib/postgresql/15/bin/psql -XAtq -h /run/postgresql -d postgres "
+        f"{pg_bin(host)}/psql -XAtq -h /run/postgresql -d postgres "
         "-c \"SELECT datname FROM pg_database WHERE datname = 'gamma'\"")
     assert kept == "gamma"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from hostlib import jail_pids, load_vars, proc_status, run_play, wait_until
+from hostlib import jail_pids, jail_release, load_vars, pg_bin, pg_conf_dir, proc_status, run_play, wait_until
 
 VARS = load_vars(__file__)
 # The jail whose network the client connections come from (the web jail of the lab).
@@ -24,7 +24,6 @@ PORT = VARS.get("postgresql_port", 5432)
 CLIENT = VARS["postgresql_clients"][0]
 PASSWORD = {u["name"]: u["password"] for u in VARS["postgresql_users"]}[CLIENT["user"]]
 LOG_DIR = ROOT + VARS.get("postgresql_log_directory", "/var/local/log/postgresql")
-BIN = "/usr/lib/postgresql/15/bin"
 AS_POSTGRES = f"chroot {ROOT} setpriv --reuid=postgres --regid=postgres --init-groups"
 ROLE_VARS = {k: v for k, v in VARS.items() if k.startswith("postgresql_")}
 # 1 << CAP_SETGID (6) | 1 << CAP_SETUID (7): what setpriv needs to become postgres, nothing more.
@@ -33,7 +32,7 @@ CAPS_KEPT = 0xC0
 
 def admin_sql(host, sql: str) -> str:
     """psql as postgres over the unix socket in the jail root (the role's administration path)."""
-    return host.check_output(f"{AS_POSTGRES} {BIN}/psql -XAtq -v ON_ERROR_STOP=1 -h /run/postgresql "
+    return host.check_output(f"{AS_POSTGRES} {pg_bin(host)}/psql -XAtq -v ON_ERROR_STOP=1 -h /run/postgresql "
                              f"-p {PORT} -d {CLIENT['database']} -c {shlex.quote(sql)}")
 
 
@@ -50,7 +49,7 @@ def postgres_uid(host) -> int:
 
 
 def ready(host) -> bool:
-    return host.run(f"{AS_POSTGRES} {BIN}/pg_isready -q -h /run/postgresql -p {PORT}").rc == 0
+    return host.run(f"{AS_POSTGRES} {pg_bin(host)}/pg_isready -q -h /run/postgresql -p {PORT}").rc == 0
 
 
 def log_text(host) -> str:
@@ -62,6 +61,17 @@ def test_unit_is_active_and_enabled(host):
     wait_until(lambda: ready(host), timeout=30)
     unit = host.service(f"jailhost-{JAIL}.service")
     assert unit.is_running and unit.is_enabled
+
+
+def test_the_version_is_the_one_of_the_jails_debian_release(host):
+    """postgresql_version is empty in the lab: the role installs the PostgreSQL of the db jail's
+    release (15 on bookworm, 17 on trixie), read from the base image the jail is pinned to."""
+    release = jail_release(host, JAIL)
+    version = {"bookworm": "15", "trixie": "17"}[release]
+    exec_start = host.check_output(f"systemctl show -p ExecStart --value jailhost-{JAIL}.service")
+    assert f"/usr/lib/postgresql/{version}/bin/postgres" in exec_start, exec_start
+    assert admin_sql(host, "SHOW server_version_num")[:2] == version
+    print(f"  db jail on {release}: PostgreSQL {admin_sql(host, 'SHOW server_version')}")
 
 
 def test_postgres_runs_as_postgres_in_the_jail_namespaces(host):
@@ -116,7 +126,7 @@ def test_everything_else_is_refused(host, case):
 
 
 def test_pg_hba_has_only_the_declared_clients(host):
-    rules = [line.split() for line in host.file(f"{ROOT}/etc/postgresql/15/main/pg_hba.conf").content_string
+    rules = [line.split() for line in host.file(f"{ROOT}{pg_conf_dir(host)}/pg_hba.conf").content_string
              .splitlines() if line.strip() and not line.startswith("#")]
     accepting = [r for r in rules if r[-1] != "reject"]
     assert ["local", "all", "postgres", "peer"] in accepting
