@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 
 import jsonschema
@@ -265,3 +266,41 @@ def test_restarts_count_up_after_a_kill_9(host, tmp_path):
     finally:
         host.run_expect([0], "systemctl start jailhost-beta.service")
         jail_pids(host, "beta")
+
+
+# Run by the host's python3 -I: the command's code with an audit hook (PEP 578) that records every
+# file it opens, every directory it lists and every program it starts.
+AUDIT = r"""
+import json, runpy, sys
+events = []
+def hook(event, args):
+    if event in ('open', 'os.listdir', 'os.scandir'):
+        events.append([event, str(args[0])])
+    elif event in ('subprocess.Popen', 'os.exec', 'os.posix_spawn', 'os.system', 'os.spawn'):
+        events.append([event, str(args[0]), [str(a) for a in args[1]] if len(args) > 1 else []])
+sys.addaudithook(hook)
+sys.argv = ['jailhost-status', '--json']
+try:
+    runpy.run_path('/usr/local/libexec/jailhost/jailstatus.py', run_name='__main__')
+except SystemExit:
+    pass
+sys.stderr.write('AUDIT' + json.dumps(events))
+"""
+
+
+def test_command_reads_only_host_state_and_runs_only_systemctl(host):
+    """Jails are hostile: the command, root on the host, must not open anything in a jail root or
+    run any program but the host's systemctl (docs/operations.md, "Status at a glance")."""
+    result = host.run(f"/usr/bin/python3 -I -c {shlex.quote(AUDIT)} >/dev/null")
+    assert result.rc == 0, result.stderr
+    events = json.loads(result.stderr.rsplit("AUDIT", 1)[1])
+    opened = [path for event, path, *_ in events if event in ("open", "os.listdir", "os.scandir")]
+    started = [(event, path) for event, path, *_ in events if event not in ("open", "os.listdir", "os.scandir")]
+    # controls: the hook sees the reads of a jail daemon's /proc status and the systemctl call
+    _, _, daemons = jail_pids(host, "alpha")
+    assert f"/proc/{daemons[0]}/status" in opened
+    assert started and all(path == "/usr/bin/systemctl" for _, path in started), started
+    allowed = ("/proc/", "/run/firejail/", "/etc/jailhost/", "/usr/lib/python3", "/usr/local/libexec/jailhost/",
+               "/dev/null")
+    assert [path for path in opened if not path.startswith(allowed) and not path.isdigit()] == []
+    assert not [path for path in opened if path.startswith("/var/lib/jailhost")]
