@@ -4,11 +4,13 @@
 # its files or directories with a symbolic link: every path below is resolved inside the jail root
 # with no link followed (a link fails the action with its path), and no program of the jail runs.
 #
-#   log-size ROOT LOG                    size of the error log (0 if missing)
-#   log-wait ROOT LOG OFFSET PID SIGNAL READY
+#   log-size ROOT LOG [FILES]            sizes of the error log's ring (LOG, LOG.1, ... LOG.<FILES-1>,
+#                                        rotatelogs -n) as a JSON list, 0 for a missing file
+#   log-wait ROOT LOG SIZES PID SIGNAL READY
 #                                        send SIGNAL (if any) to Apache's parent PID, then wait until
-#                                        the log after OFFSET matches READY (15 s); fail with the end
-#                                        of the log if the parent exits
+#                                        a file of the ring, after its size in SIZES (from its start if
+#                                        it is now smaller: rotatelogs truncated it), matches READY
+#                                        (15 s); fail with the end of the log if the parent exits
 #   selfsigned ROOT DIR KEY CERT -- OPENSSL-REQ-ARGS...
 #                                        unless CERT exists in the jail: generate a key and a
 #                                        self-signed certificate with the host's openssl in a private
@@ -37,23 +39,41 @@ def fail(message):
     sys.exit(1)
 
 
-def log_size(root, log):
-    info = jailsafe.stat_file(root, log)
-    return 0 if info is None else info.st_size
+def ring(log, files):
+    """The files of a rotatelogs -n ring, in its order of use: LOG, LOG.1, ..."""
+    return [log] + [f'{log}.{number}' for number in range(1, files)]
 
 
-def log_wait(root, log, offset, pid, signal_name, ready):
+def log_size(root, log, files=1):
+    sizes = []
+    for path in ring(log, files):
+        info = jailsafe.stat_file(root, path)
+        sizes.append(0 if info is None else info.st_size)
+    return json.dumps(sizes)
+
+
+def log_wait(root, log, sizes, pid, signal_name, ready):
     import re  # pylint: disable=import-outside-toplevel
     import signal  # pylint: disable=import-outside-toplevel
+    offsets = json.loads(sizes)
+    if isinstance(offsets, int):
+        offsets = [offsets]
+    paths = ring(log, len(offsets))
     if signal_name:
         os.kill(pid, getattr(signal, 'SIG' + signal_name))
     pattern = re.compile(ready)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        text = jailsafe.read_tail(root, log, 1 << 20, offset).decode('utf-8', 'replace')
-        if pattern.search(text):
-            return
+        texts = []
+        for path, offset in zip(paths, offsets):
+            info = jailsafe.stat_file(root, path)
+            # rotatelogs truncates a file of the ring when it comes round to it again.
+            start = offset if info is not None and info.st_size >= offset else 0
+            texts.append(jailsafe.read_tail(root, path, 1 << 20, start).decode('utf-8', 'replace'))
+            if pattern.search(texts[-1]):
+                return
         if not os.path.isdir(f'/proc/{pid}'):
+            text = max(texts, key=len)
             fail(f'Apache (pid {pid}) exited:\n' + '\n'.join(text.splitlines()[-20:]))
         time.sleep(0.1)
     fail(f'Apache did not report that it serves in {root.rstrip("/")}{log} within 15 s')
@@ -183,9 +203,9 @@ def main(args):
     action = args.pop(0)
     root = jailsafe.check_root(args.pop(0), 'the apache role')
     if action == 'log-size':
-        print(log_size(root, args[0]))
+        print(log_size(root, args[0], int(args[1]) if len(args) > 1 else 1))
     elif action == 'log-wait':
-        log_wait(root, args[0], int(args[1]), int(args[2]), args[3], args[4])
+        log_wait(root, args[0], args[1], int(args[2]), args[3], args[4])
     elif action == 'selfsigned':
         directory, key, cert, separator = args[:4]
         if separator != '--':

@@ -17,6 +17,7 @@ import uuid
 
 
 from attacklib import install_jailenter, jail_run, outside
+from apachelib import apache_workers
 from hostlib import assert_started_once, in_jail, jail_pids, load_vars, proc_status, public_address, reboot, run_play, wait_until
 
 VARS = load_vars(__file__)
@@ -58,8 +59,12 @@ def apache_pids(host) -> tuple[int, int, list[int]]:
     """(firejail parent, Apache parent, Apache workers) host PIDs."""
     main, _, daemons = jail_pids(host, JAIL)
     assert len(daemons) == 1, f"expected one Apache parent, got {daemons}"
-    workers = [int(p) for p in host.check_output(f"cat /proc/{daemons[0]}/task/*/children").split()]
-    return main, daemons[0], workers
+    return main, daemons[0], apache_workers(host, daemons[0])
+
+
+def log_text(host, name: str) -> str:
+    """Every file of a log's rotatelogs ring (NAME, NAME.1, ...), as one text."""
+    return host.run(f"cat {LOG_DIR}/{name} {LOG_DIR}/{name}.[0-9]* 2>/dev/null").stdout
 
 
 def config_tree(host) -> str:
@@ -209,15 +214,15 @@ def test_the_db_settings_are_readable_by_root_and_www_data_only(host):
 def test_logs_are_on_the_host_and_survive_a_jail_restart(host):
     marker = f"/log-marker-{uuid.uuid4().hex}"
     assert request(host, marker)[0] == 404
-    wait_until(lambda: marker in host.file(f"{LOG_DIR}/access.log").content_string, timeout=5)
+    wait_until(lambda: marker in log_text(host, "access.log"), timeout=5)
     main_before, _, _ = apache_pids(host)
     host.run_expect([0], f"systemctl restart {UNIT}")
     wait_until(lambda: host.run(f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: {SERVER_NAME}' "
                                 f"http://{public_address(host)}/health.txt").stdout == "200", timeout=20)
     assert apache_pids(host)[0] != main_before
-    assert marker in host.file(f"{LOG_DIR}/access.log").content_string
+    assert marker in log_text(host, "access.log")
     assert host.file(LOG_DIR).mode == 0o750
-    assert "AH00163" in host.file(f"{LOG_DIR}/error.log").content_string
+    assert "AH00163" in log_text(host, "error.log")
 
 
 def test_second_run_and_check_mode_change_nothing(host, tmp_path):
@@ -293,7 +298,7 @@ def test_the_site_comes_back_after_a_reboot(host):
     status = proc_status(host, parent)
     assert (status["Seccomp"], status["NoNewPrivs"], int(status["CapBnd"], 16)) == ("2", "1", CAPS)
     assert workers and all(proc_status(host, w)["Uid"].split()[0] == "33" for w in workers)
-    assert marker in host.file(f"{LOG_DIR}/access.log").content_string
+    assert marker in log_text(host, "access.log")
     assert request(host, tls=True)[1]["Server"] == "Apache"
     assert_started_once(host, [JAIL])
 

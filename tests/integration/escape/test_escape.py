@@ -25,6 +25,7 @@ import uuid
 import pytest
 
 from attacklib import WebShell, install_jailenter, jail_run, outside
+from apachelib import apache_workers
 from hostlib import jail_pids, load_vars, proc_status, public_address, wait_until
 
 VARS = load_vars(__file__)
@@ -165,7 +166,7 @@ def test_web_attacker_runs_as_www_data_with_the_worker_confinement(host, shell):
     me = shell.py("")["self"]
     assert me["Uid"].split() == ["33"] * 4
     _, _, (parent, *_) = jail_pids(host, WEB)
-    worker = int(host.check_output(f"cat /proc/{parent}/task/*/children").split()[0])
+    worker = apache_workers(host, parent)[0]
     status = proc_status(host, worker)
     for key in ("Seccomp", "Seccomp_filters", "NoNewPrivs", "CapBnd"):
         assert me[key] == status[key], f"{key}: payload {me[key]}, worker {status[key]}"

@@ -18,8 +18,9 @@ import uuid
 import pytest
 
 from attacklib import install_jailenter, jail_run, outside
-from hostlib import , (MOLECULE, assert_check_mode_changes_nothing, assert_started_once, jail_pids, pg_bin, pg_conf_dir
-                     load_vars, public_address)
+from apachelib import apache_workers
+from hostlib import (MOLECULE, assert_check_mode_changes_nothing, assert_started_once, jail_pids, load_vars, pg_bin,
+                     pg_conf_dir, public_address)
 
 VARS = load_vars(__file__)
 # A service outside the host: the lab machine's apt proxy (host, port).
@@ -69,7 +70,7 @@ def test_the_proxy_runs_every_worker_thread_within_its_limits(host):
     child must get all its worker threads. With 8 MiB stacks and a malloc arena per thread they
     failed (AH03104), Apache exited with status 0 (AH02324) and the jail stayed down."""
     _, _, daemons = jail_pids(host, "proxy")
-    children = [int(p) for p in host.check_output(f"pgrep -P {daemons[0]}").split()]
+    children = apache_workers(host, daemons[0])
     assert children
     for pid in children:
         # ThreadsPerChild workers + the listener (+ the main thread).
@@ -79,7 +80,9 @@ def test_the_proxy_runs_every_worker_thread_within_its_limits(host):
         vm = int(host.check_output(f"awk '/^VmSize/ {{print $2}}' /proc/{pid}/status")) * 1024
         assert vm < limit
     log = f"{JAILS}/proxy/upper/var/local/log/apache2/error.log"
-    assert host.run(f"grep -E 'AH03104|AH02324' {log}").rc == 1, host.check_output(f"tail -5 {log}")
+    # Every file of the error log's rotatelogs ring (error.log, error.log.1, ...).
+    assert host.run(f"cat {log} {log}.[0-9]* 2>/dev/null | grep -E 'AH03104|AH02324'").rc == 1, \
+        host.check_output(f"tail -5 {log}")
     assert_started_once(host, ["proxy"])
 
 
@@ -104,7 +107,7 @@ def test_user_has_the_same_ids_on_the_host_and_in_its_jail_and_a_locked_password
 def test_apache_workers_run_as_the_apps_user_confined(host, name):
     uid, _ = ids(host, name)
     _, child, daemons = jail_pids(host, name)
-    workers = [int(p) for p in host.check_output(f"pgrep -P {daemons[0]}").split()]
+    workers = apache_workers(host, daemons[0])
     assert workers
     host_pid_ns = host.file("/proc/1/ns/pid").linked_to
     checked = 0
