@@ -17,7 +17,7 @@ import time
 import jsonschema
 import pytest
 
-from hostlib import arp_probe_failures, jail_pids, load_vars, proc_status, run_play, wait_until
+from hostlib import arp_probe_failures, host_state, jail_pids, load_vars, proc_status, run_play, run_role, wait_until
 
 VARS = load_vars(__file__)
 JAILS = VARS["jails_under_test"]
@@ -304,3 +304,47 @@ def test_command_reads_only_host_state_and_runs_only_systemctl(host):
                "/dev/null")
     assert [path for path in opened if not path.startswith(allowed) and not path.isdigit()] == []
     assert not [path for path in opened if path.startswith("/var/lib/jailhost")]
+
+
+TIMER_UNITS = ("/etc/systemd/system/jailhost-status-textfile.timer", "/etc/systemd/system/jailhost-status-textfile.service")
+
+
+def recap(result) -> list:
+    return re.findall(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
+
+
+@pytest.mark.parametrize("role_vars, message", [
+    ({"status_interval": 4}, "status_interval must be 5 or more"),
+    ({"status_textfile": "relative/jailhost.prom"}, "status_textfile empty or an absolute path"),
+    ({"status_textfile": "/var/lib/node exporter/jailhost.prom"}, "without blanks"),
+    ({"status_firewall_dir": "/etc/jailhost/fire%wall"}, "without blanks"),
+], ids=["interval-too-short", "relative-textfile", "blank-in-textfile", "percent-in-firewall-dir"])
+def test_status_role_bad_input_fails_before_any_change(host, tmp_path, role_vars, message):
+    watched = ["/usr/local/sbin", "/usr/local/libexec/jailhost", "/etc/systemd/system", TEXTFILE.rsplit("/", 1)[0]]
+    before = host_state(host, watched[:-1])
+    result = run_role(host, "jailhost.jails.status", dict(VARS, **role_vars), tmp_path)
+    assert result.returncode != 0 and message in result.stdout, result.stdout[-3000:]
+    assert host_state(host, watched[:-1]) == before
+
+
+def test_status_role_removes_the_timer_and_puts_it_back(host, tmp_path):
+    try:
+        result = run_role(host, "jailhost.jails.status", dict(VARS, status_textfile=""), tmp_path)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert not any(host.file(path).exists for path in TIMER_UNITS)
+        assert host.run("systemctl is-active jailhost-status-textfile.timer").stdout.strip() in ("inactive", "unknown")
+        # the command stays; the last textfile stays as it was (nothing rewrites it any more)
+        assert host.file("/usr/local/sbin/jailhost-status").exists
+        written = host.check_output(f"stat -c %.9Y {TEXTFILE}")
+        time.sleep(VARS["status_interval"] * 2)
+        assert host.check_output(f"stat -c %.9Y {TEXTFILE}") == written
+        again = run_role(host, "jailhost.jails.status", dict(VARS, status_textfile=""), tmp_path)
+        assert again.returncode == 0 and [r[1] for r in recap(again)] == ["0"], again.stdout[-3000:]
+    finally:
+        result = run_role(host, "jailhost.jails.status", VARS, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert all(host.file(path).exists for path in TIMER_UNITS)
+    wait_until(lambda: float(host.check_output(f"stat -c %.9Y {TEXTFILE}")) > float(written),
+               timeout=VARS["status_interval"] * 3)
+    again = run_role(host, "jailhost.jails.status", VARS, tmp_path)
+    assert again.returncode == 0 and [r[1] for r in recap(again)] == ["0"], again.stdout[-3000:]
