@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from hostlib import , (assert_check_mode_changes_nothing, jail_pids, load_vars, pg_bin, public_address, reboot, site_page
-                     site_serves_rows, wait_until)
+from hostlib import (assert_check_mode_changes_nothing, jail_pids, load_vars, pg_bin, public_address, reboot,
+                     site_page, site_serves_rows, wait_until)
 
 VARS = load_vars(__file__)
 

@@ -44,8 +44,8 @@ CASES = {
     "bad protocol": (sandbox(hardening={"protocol": ["unix", "ipx"]}), "hardening.protocol"),
     "rootfs: bad jail name": (rootfs([{"name": "../etc"}]), "rootfs_jails[0].name"),
     "rootfs: duplicate jail names": (rootfs([{"name": "alpha"}, {"name": "alpha"}]), "duplicate names"),
-    "rootfs: a jail's suite is not a suite name": (rootfs([{"name": "alpha", "suite": "../trixie"}]),
-                                                  "must be Debian suite names"),
+    "rootfs: a jail's suite is not a suite name": (
+        rootfs([{"name": "alpha", "suite": "../trixie"}]), "must be Debian suite names"),
     "rootfs: firejail key firejail rejects": (
         {"roles": [{"role": "jailhost.jails.rootfs", "vars": {"rootfs_firejail_config": {
             "chroot": "yes", "arp-probes": "1"}}}]}, "keys firejail 0.9.72 does not accept"),
