@@ -87,7 +87,7 @@ def connect(addr, port, timeout=3):
         s.close()
 def whoami():
     status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
-    return {k: status[k].strip() for k in ("Uid", "Seccomp", "Seccomp_filters", "NoNewPrivs", "CapBnd", "CapEff")}
+    return {k: status[k].strip() for k in ("Uid", "Seccomp", "Seccomp_filters", "NoNewPrivs", "CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb")}
 out["self"] = whoami()
 '''
 EPILOGUE = "\nprint(json.dumps(out))\n"

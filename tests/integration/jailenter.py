@@ -6,7 +6,10 @@ jail". It does what firejail's --join does for a non-root user (firejail skips s
 capability drop when root joins, so a root --join proves nothing):
 
 1. joins the ipc, uts, net, pid and mount namespaces of PID and its root directory (the chroot);
-2. copies PID's rlimits and drops every capability outside PID's bounding set;
+2. copies PID's rlimits, drops every capability outside PID's bounding set and empties the
+   inheritable and ambient sets (root's execve gives permitted = bounding | inheritable: an SSH
+   session on a Debian 13 host inherits a full inheritable set from PID 1, which would give the
+   attacker every capability back; the jail units clear it too, with setpriv --inh-caps=-all);
 3. switches to USER (uid/gid/groups from the jail's own /etc/passwd and /etc/group);
 4. sets no_new_privs and loads the seccomp filters firejail loaded into the jail, in the order of
    the jail's /run/firejail/mnt/seccomp/seccomp.list;
@@ -26,6 +29,9 @@ CLONE = {"ipc": 0x08000000, "uts": 0x04000000, "net": 0x40000000, "pid": 0x20000
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SYS_CAPGET, SYS_CAPSET = {"x86_64": (125, 126), "aarch64": (90, 91)}[os.uname().machine]
 SECCOMP_MODE_FILTER = 2
 LIMITS = {
     "Max cpu time": resource.RLIMIT_CPU, "Max file size": resource.RLIMIT_FSIZE,
@@ -96,6 +102,14 @@ def main():
     for cap in range(last_cap + 1):
         if not cap_bnd & (1 << cap):
             check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
+    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear the ambient set")
+    header = ctypes.create_string_buffer(struct.pack("Ii", 0x20080522, 0), 8)  # version 3, this process
+    data = ctypes.create_string_buffer(24)
+    check(libc.syscall(ctypes.c_long(SYS_CAPGET), header, data), "capget")
+    sets = list(struct.unpack("6I", data.raw))
+    sets[2] = sets[5] = 0  # inheritable, both halves
+    data = ctypes.create_string_buffer(struct.pack("6I", *sets), 24)
+    check(libc.syscall(ctypes.c_long(SYS_CAPSET), header, data), "empty the inheritable set")
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)

@@ -183,6 +183,12 @@ def test_root_attacker_has_the_confinement_of_the_daemon(host, root_entry, jail)
     for key in ("Seccomp", "Seccomp_filters", "NoNewPrivs", "CapBnd"):
         assert me[key] == status[key], f"{key}: attacker {me[key]}, {jail} daemon {status[key]}"
     assert int(me["Seccomp_filters"]) > int(proc_status(host, 1)["Seccomp_filters"])
+    # Root's execve gives permitted = bounding | inheritable: an inherited set (PID 1 of a Debian 13
+    # host passes a full one down) would hand every capability back. Nothing outside the bounding set.
+    bounding = int(status["CapBnd"], 16)
+    assert int(me["CapInh"], 16) == 0 and int(me["CapAmb"], 16) == 0, me
+    for key in ("CapPrm", "CapEff"):
+        assert int(me[key], 16) & ~bounding == 0, f"{key}: attacker {me[key]}, {jail} bounding set {status['CapBnd']}"
 
 
 # --------------------------------------------------------------------------- files
