@@ -39,6 +39,8 @@ from pathlib import Path
 
 IMAGE_ROOT = Path(os.environ.get("JAILHOST_LAB_IMAGES", "/var/cache/jailhost-lab/images"))
 HOSTS_ROOT = Path(os.environ.get("JAILHOST_LAB_HOSTS", "/var/lib/jailhost-lab/hosts"))
+# Loop device nodes each host gets (/dev/loop0 .. /dev/loop<N-1>).
+LOOP_NODES = 64
 LOCK_FILE = Path("/var/lib/jailhost-lab/lock")
 
 # Debian releases a lab host can run (issue 15: Debian 13 is the stable release, 12 oldstable).
@@ -319,6 +321,59 @@ def write_host_config(state: dict) -> None:
     pub = Path(state["identity_file"] + ".pub").read_text()
     (ssh_dir / "authorized_keys").write_text(pub)
     os.chmod(ssh_dir / "authorized_keys", 0o600)
+    # Loop devices (issue 14: a jail's size-limited layer is an ext4 image on a loop device).
+    # nspawn's /dev has none and nothing inside creates them (no udev in a container); the
+    # machine applies no device cgroup (no systemd to set nspawn's DeviceAllow=), so the host's
+    # tmpfiles create the nodes at boot. Binding the machine's nodes with --bind= instead is not
+    # needed. Loop devices are global: destroy detaches the ones whose image is in this host.
+    (etc / "tmpfiles.d/jailhost-lab-loop.conf").write_text(
+        "# Written by labhost.py: loop devices for the jails' size-limited layers.\n"
+        "c /dev/loop-control 0600 root root - 10:237\n"
+        + "".join(f"b /dev/loop{minor} 0660 root disk - 7:{minor}\n" for minor in range(LOOP_NODES)))
+    # The host's systemd-tmpfiles-setup runs after local-fs.target, too late for a layer mounted at
+    # boot (and systemd-tmpfiles-setup-dev needs CAP_SYS_MODULE, which nspawn drops): create the
+    # nodes before the local file systems.
+    (etc / "systemd/system/jailhost-lab-loop.service").write_text(
+        "[Unit]\nDescription=Loop device nodes (lab host, labhost.py)\nDefaultDependencies=no\n"
+        "Before=local-fs-pre.target\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+        "ExecStart=systemd-tmpfiles --create /etc/tmpfiles.d/jailhost-lab-loop.conf\n")
+    wants = etc / "systemd/system/local-fs-pre.target.wants"
+    wants.mkdir(exist_ok=True)
+    link = wants / "jailhost-lab-loop.service"
+    if not link.is_symlink():
+        link.symlink_to("/etc/systemd/system/jailhost-lab-loop.service")
+
+
+def host_loops(state: dict) -> list[str]:
+    """The machine's loop devices backed by a file of this host (as the host names it: the path
+    inside its root, checked by device and inode so another host's file of the same name does
+    not count)."""
+    return [loop["name"] for loop in loop_devices() if loop_host_path(loop, Path(state["rootfs"]))]
+
+
+def loop_devices() -> list[dict]:
+    result = run(["losetup", "-J", "-O", "NAME,BACK-FILE,BACK-INO,BACK-MAJ:MIN"], check=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        return []
+    return json.loads(result.stdout).get("loopdevices", [])
+
+
+def loop_host_path(loop: dict, rootfs: Path) -> Path | None:
+    """The file under rootfs behind a loop device, or None when it is not one of rootfs's."""
+    back = (loop.get("back-file") or "").removesuffix(" (deleted)")
+    if not back.startswith("/"):
+        return None
+    path = rootfs / back.lstrip("/")
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    major, minor = (loop.get("back-maj:min") or "").strip().partition(":")[::2]
+    if not (major.isdigit() and minor.isdigit()):
+        return None
+    if info.st_ino == int(loop.get("back-ino") or -1) and info.st_dev == os.makedev(int(major), int(minor)):
+        return path
+    return None
 
 
 def nspawn_command(state: dict) -> list[str]:
@@ -448,7 +503,9 @@ def create(name: str, timeout: float, release: str = DEFAULT_RELEASE) -> dict:
                          "address": f"10.254.0.{FIRST_HOST_OCTET + slot}",
                          "rootfs": str(hdir / "rootfs"), "identity_file": str(key),
                          "image": image_key(release), "release": release, "supervisor_pid": None,
-                         "copy_seconds": round(time.monotonic() - started, 2)}
+                         "copy_seconds": round(time.monotonic() - started, 2),
+                         # created with loop device nodes (write_host_config)
+                         "loop_devices": True}
                 write_host_config(state)
                 save_state(name, state)
             start_nspawn(state)
@@ -491,6 +548,10 @@ def destroy(name: str) -> None:
         hdir = host_dir(name)
         if state:
             stop(state)
+            # A loop device outlives the host when a mount of it was left behind (autoclear
+            # detaches the others when their last mount goes).
+            for loop in host_loops(state):
+                run(["losetup", "-d", loop], check=False)
         if hdir.exists():
             unmount_below(hdir)
             shutil.rmtree(hdir)
