@@ -60,6 +60,19 @@ options:
     description: With O(state=absent), also delete C(JAILS_DIR/NAME) with everything the jail wrote.
     type: bool
     default: false
+  size:
+    description:
+      - The bound of the jail's own layer, e.g. V(2G) (bytes, or a whole number with V(K), V(M),
+        V(G) or V(T), powers of 1024; at least V(64M), a multiple of 4K). The layer is then an ext4 image
+        C(JAILS_DIR/NAME/layer.img) (root only, its blocks allocated at once) mounted on
+        C(JAILS_DIR/NAME/layer) by its own mount unit, which the root's mount unit requires; a jail
+        that fills it gets ENOSPC there, the host's filesystem and the other jails keep their space.
+      - The image is made once and never re-created, shrunk or grown; another size fails before any
+        change (growing is not supported yet); without O(size) an existing image stays as it is.
+      - Only for a new jail. A jail created without a size keeps its layer on the host's
+        filesystem (the task fails rather than move its data).
+      - Needs loop devices and C(mkfs.ext4) (e2fsprogs) on the host.
+    type: str
 seealso:
   - module: jailhost.jails.sandbox
   - module: jailhost.jails.jail_packages
@@ -70,6 +83,12 @@ EXAMPLES = r"""
   jailhost.jails.jail_root:
     name: web
     base: /var/lib/jailhost/base/0123456789abcdef/root
+
+- name: A jail whose own layer can hold 2 GiB, no more
+  jailhost.jails.jail_root:
+    name: db
+    base: /var/lib/jailhost/base/0123456789abcdef/root
+    size: 2G
 
 - name: Remove the jail's root, keep what it wrote
   jailhost.jails.jail_root:
@@ -93,6 +112,11 @@ unit:
   returned: success
   type: str
   sample: var-lib-jailhost-jails-web-root.mount
+layer_unit:
+  description: The mount unit of the jail's size-limited layer (a jail with O(size) only).
+  returned: success and the jail has a size
+  type: str
+  sample: var-lib-jailhost-jails-web-layer.mount
 path:
   description: The jail root (the mount point).
   returned: success
@@ -114,6 +138,7 @@ def main():
             base=dict(type='path'),
             state=dict(type='str', choices=['present', 'absent'], default='present'),
             purge=dict(type='bool', default=False),
+            size=dict(type='str'),
         ),
         supports_check_mode=True,
     )

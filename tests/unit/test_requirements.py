@@ -47,6 +47,7 @@ HOST_PROGRAMS = {
     "groupadd": "passwd",
     "groupdel": "passwd",
     "nologin": "login",  # the host login shell of the app users' accounts
+    "mkfs.ext4": "e2fsprogs",  # the image of a jail's size-limited layer (jail_root size)
 }
 # Programs run inside a jail root, from the jail's own packages (debootstrap, the service roles).
 IN_JAIL = {"apt-get", "find", "apache2ctl", "bash"}

@@ -21,6 +21,7 @@ from ansible_collections.jailhost.jails.plugins.module_utils.jail_root import (
     JailRootError,
     check_params,
     escape_path,
+    parse_size,
     render_unit,
     settings,
 )
@@ -89,11 +90,16 @@ def lab(tmp_path, monkeypatch):
 
     def run_command(self, args, **_kwargs):
         args = list(args)
-        state['calls'].append(args[1:])
+        state['calls'].append(args[1:] if args[0] == 'systemctl' else args)
         action, unit = args[1], args[-1]
-        root = str(tmp_path / 'jails' / self.params['name'] / 'root')
+        if args[0] != 'systemctl':
+            return 0, '', ''  # mkfs.ext4: recorded only
+        sub = 'layer' if unit.endswith('-layer.mount') else 'root'
+        root = str(tmp_path / 'jails' / self.params['name'] / sub)
         if action in ('start', 'restart'):
             state['mounted'].add(root)
+            if sub == 'layer':
+                os.makedirs(root, exist_ok=True)
         elif action == 'stop':
             state['mounted'].discard(root)
         elif action == 'enable':
@@ -203,3 +209,97 @@ def test_absent_refuses_a_root_still_in_use(lab, monkeypatch):
     result = run(lab, name='web', state='absent', purge=True)
     assert result['failed'] and 'could not be unmounted' in result['msg']
     assert (lab['jails'] / 'web' / 'upper').exists()
+
+
+# --- a size-limited layer (issue 14, "Exhaustion")
+
+@pytest.mark.parametrize('text, value', [('64M', 64 << 20), ('2G', 2 << 30), ('1T', 1 << 40),
+                                         (str(128 << 20), 128 << 20), (None, None), ('', None)])
+def test_parse_size(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize('text, message', [
+    ('2g', 'must be a whole number'), ('1.5G', 'must be a whole number'), ('-1G', 'must be a whole number'),
+    ('2 G', 'must be a whole number'), ('2GB', 'must be a whole number'), ('0', 'must be a whole number'),
+    ('1M', 'below the minimum of 64M'), ('67108865', 'multiple of 4K'), ('G', 'must be a whole number'),
+])
+def test_bad_sizes(text, message):
+    with pytest.raises(JailRootError, match=message):
+        parse_size(text)
+
+
+def test_sized_units():
+    unit = render_unit('db', '/j/db', '/b/root', 'j-db-layer.mount')
+    assert 'Requires=j-db-layer.mount\nAfter=j-db-layer.mount\n' in unit
+    assert 'upperdir=/j/db/layer/upper,workdir=/j/db/layer/work\n' in unit
+    layer = utils.render_layer_unit('db', '/j/db')
+    assert 'What=/j/db/layer.img\nWhere=/j/db/layer\nType=ext4\nOptions=loop\n' in layer
+    assert 'Before=jailhost-db.service' in layer
+
+
+@needs_root
+def test_sized_jail_created_once_then_idempotent(lab):
+    check = run(lab, check_mode=True, name='db', base=str(lab['base']), size='64M')
+    assert check['changed'] and not lab['jails'].exists()
+    first = run(lab, name='db', base=str(lab['base']), size='64M')
+    image = lab['jails'] / 'db' / 'layer.img'
+    info = os.stat(image)
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_size) == (0o600, 0, 64 << 20)
+    assert info.st_blocks * 512 >= 64 << 20, 'the image is allocated in full'
+    mkfs = [call for call in lab['state']['calls'] if call[0] == 'mkfs.ext4']
+    assert mkfs == [[*utils.MKFS, str(image)]]
+    layer_unit = first['layer_unit']
+    assert layer_unit.endswith('-db-layer.mount') and ['start', layer_unit] in lab['state']['calls']
+    assert ['enable', '--quiet', layer_unit] in lab['state']['calls']
+    assert not (lab['jails'] / 'db' / 'upper').exists() and (lab['jails'] / 'db' / 'layer' / 'upper').is_dir()
+    assert f'Requires={layer_unit}' in (lab['units'] / first['unit']).read_text()
+    lab['state']['calls'].clear()
+    assert not run(lab, name='db', base=str(lab['base']), size='64M')['changed']
+    # Without size, the image stays as it is.
+    assert not run(lab, name='db', base=str(lab['base']))['changed']
+    assert not [call for call in lab['state']['calls'] if call[0] == 'mkfs.ext4']
+
+
+@needs_root
+def test_a_sized_jail_keeps_its_size(lab):
+    run(lab, name='db', base=str(lab['base']), size='128M')
+    image = lab['jails'] / 'db' / 'layer.img'
+    before = image.stat()
+    lab['state']['calls'].clear()
+    for size, message in (('64M', 'shrinking a layer is not supported'), ('192M', 'growing a layer is not supported yet'),
+                          (str((128 << 20) - 4096), 'shrinking')):
+        result = run(lab, name='db', base=str(lab['base']), size=size)
+        assert result['failed'] and message in result['msg'], result
+    after = image.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    assert lab['state']['calls'] == []
+
+
+@needs_root
+def test_size_errors_change_nothing(lab, monkeypatch):
+    run(lab, name='web', base=str(lab['base']))
+    lab['state']['calls'].clear()
+    late = run(lab, name='web', base=str(lab['base']), size='1G')
+    assert late['failed'] and 'was created without a size' in late['msg']
+    assert not (lab['jails'] / 'web' / 'layer.img').exists() and lab['state']['calls'] == []
+    bad = run(lab, name='db', base=str(lab['base']), size='lots')
+    assert bad['failed'] and 'must be a whole number' in bad['msg'] and not (lab['jails'] / 'db').exists()
+    huge = run(lab, name='db', base=str(lab['base']), size='1024T')
+    assert huge['failed'] and 'does not fit' in huge['msg'] and not (lab['jails'] / 'db').exists()
+    # An image that is not root's plain file is never used (nor followed).
+    (lab['jails'] / 'db').mkdir()
+    (lab['jails'] / 'db' / 'layer.img').symlink_to('/etc/passwd')
+    link = run(lab, name='db', base=str(lab['base']), size='64M')
+    assert link['failed'] and 'not a regular file' in link['msg']
+
+
+@needs_root
+def test_sized_jail_absent_and_purge(lab):
+    first = run(lab, name='db', base=str(lab['base']), size='64M')
+    removed = run(lab, name='db', state='absent')
+    assert removed['reasons'] == ['unmounted', f"{first['unit']} removed", 'layer unmounted',
+                                  f"{first['layer_unit']} removed"]
+    assert (lab['jails'] / 'db' / 'layer.img').exists()
+    purged = run(lab, name='db', state='absent', purge=True)
+    assert purged['changed'] and not (lab['jails'] / 'db').exists()
