@@ -388,6 +388,39 @@ def nspawn_command(state: dict) -> list[str]:
     ]
 
 
+# Each host's own cgroup in the machine's systemd-named (v1) and unified (v2) hierarchies. Without
+# systemd on the machine, nspawn puts every container's payload into the same cgroup (/payload),
+# so the services of two hosts with the same unit name (every host's jailhost-web.service) shared
+# one cgroup: a host's systemd waited for the other hosts' processes after a kill (systemd 257 on
+# trixie hosts: "Processes still around after SIGKILL", 20 s) and could not tell them apart.
+CGROUP_PARENT = "jailhost-lab"
+CGROUP_HIERARCHIES = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+
+
+def host_cgroups(name: str) -> list[Path]:
+    return [root / CGROUP_PARENT / name for root in CGROUP_HIERARCHIES if (root / "cgroup.procs").exists()]
+
+
+def enter_host_cgroups(name: str) -> None:
+    """Move this process (the supervisor, before it starts nspawn) into the host's own cgroups:
+    nspawn makes its payload and supervisor cgroups below the one it starts in."""
+    for cgroup in host_cgroups(name):
+        cgroup.mkdir(parents=True, exist_ok=True)
+        (cgroup / "cgroup.procs").write_text(f"{os.getpid()}\n")
+
+
+def remove_host_cgroups(name: str) -> None:
+    """rmdir the host's cgroups, deepest first (a cgroup directory holds no files of its own)."""
+    for cgroup in host_cgroups(name):
+        if not cgroup.is_dir():
+            continue
+        for path in sorted((p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
+
+
 def supervise(name: str) -> int:
     """Run the host's nspawn in the foreground; start it again when the host reboots.
 
@@ -397,6 +430,7 @@ def supervise(name: str) -> int:
     state = load_state(name)
     if state is None:
         raise LabError(f"no lab host named {name}")
+    enter_host_cgroups(name)
     stopping = False
     child: subprocess.Popen | None = None
 
@@ -555,6 +589,7 @@ def destroy(name: str) -> None:
         if hdir.exists():
             unmount_below(hdir)
             shutil.rmtree(hdir)
+        remove_host_cgroups(name)
         run(["ip", "link", "del", f"vb-{name}"], check=False)
         remove_lab_network_if_unused()
 
