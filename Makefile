@@ -15,6 +15,7 @@ SCENARIOS ?= $(sort $(filter-out shared,$(notdir $(wildcard molecule/*))))
 
 help:
 	@echo "make demo          boot a lab host, run playbooks/site.yml against it, show the result"
+	@echo "                   (Debian 13 by default; make demo RELEASE=bookworm for Debian 12)"
 	@echo "make demo-destroy  remove the lab host"
 	@echo "make test          lint, unit tests and every Molecule scenario, with a summary"
 	@echo "make bench         benchmarks on their own lab hosts; writes bench/results/latest.md"
@@ -50,7 +51,7 @@ release: deps
 	@$(VENV)/bin/python scripts/release.py --scenarios "$(SCENARIOS)" $(if $(DRY_RUN),--dry-run)
 
 demo: deps
-	@bash scripts/demo.sh up
+	@RELEASE=$(RELEASE) bash scripts/demo.sh up
 
 demo-destroy: deps
 	@bash scripts/demo.sh down

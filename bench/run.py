@@ -39,6 +39,11 @@ import jails
 import throughput
 from lablib import Lab, format_value
 
+# The lab hosts' Debian release (molecule/shared/labhost.py reads it): bookworm, so that the numbers
+# compare with the earlier results in bench/results/ (PostgreSQL 15 paths in throughput.py and
+# attribute.py); JAILHOST_LAB_RELEASE=trixie make bench measures Debian 13 hosts.
+os.environ.setdefault("JAILHOST_LAB_RELEASE", "bookworm")
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

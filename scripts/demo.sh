@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # make demo / make demo-destroy: a local lab host running playbooks/site.yml.
 #   demo.sh up     boot the lab host "jh-lab" (systemd-nspawn, same harness as the tests), converge
-#                  playbooks/site.yml with inventory/lab, and show what was built
+#                  playbooks/site.yml with inventory/lab, and show what was built. RELEASE=bookworm
+#                  (Debian 12) or trixie (Debian 13, the default) chooses the host's release.
 #   demo.sh down   power off and remove the lab host
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 LAB="$PY molecule/shared/labhost.py"
 NAME=jh-lab
+RELEASE=${RELEASE:-trixie}
 OUT=.cache/demo
 
 case ${1:-up} in
@@ -22,8 +24,8 @@ up) ;;
 esac
 
 mkdir -p "$OUT"
-echo "demo: booting lab host $NAME (first run builds the base image: about a minute)"
-info=$($LAB create "$NAME")
+echo "demo: booting lab host $NAME, Debian $RELEASE (first run builds the base image: about a minute)"
+info=$($LAB create "$NAME" --release "$RELEASE")
 addr=$($PY -c 'import json,sys; print(json.load(sys.stdin)["address"])' <<<"$info")
 key=$($PY -c 'import json,sys; print(json.load(sys.stdin)["identity_file"])' <<<"$info")
 cat >"$OUT/hosts.yml" <<YAML

@@ -44,10 +44,10 @@ LOOP_NODES = 64
 LOCK_FILE = Path("/var/lib/jailhost-lab/lock")
 
 # Debian releases a lab host can run (issue 15: Debian 13 is the stable release, 12 oldstable).
-# The default stays bookworm until the roles support trixie; JAILHOST_LAB_RELEASE or
-# `create --release` chooses another. Each release has its own cached base image.
+# The default is the stable release; JAILHOST_LAB_RELEASE or `create --release` chooses another
+# (every Molecule platform names its own). Each release has its own cached base image.
 RELEASES = ("bookworm", "trixie")
-DEFAULT_RELEASE = os.environ.get("JAILHOST_LAB_RELEASE", "bookworm")
+DEFAULT_RELEASE = os.environ.get("JAILHOST_LAB_RELEASE", "trixie")
 MIRROR = os.environ.get("JAILHOST_LAB_MIRROR", "http://deb.debian.org/debian")
 LAB_BRIDGE = "jhlab0"
 LAB_GATEWAY = "10.254.0.1"
