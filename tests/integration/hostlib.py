@@ -199,6 +199,8 @@ def jail_pids(host, name: str, timeout: float = 15) -> tuple[int, int, list[int]
 # firejail 0.9.72's ARP probe of --ip fails this way when any packet reaches the host as its
 # 0.5 s wait ends (a negative select() timeout, fixed upstream after 0.9.72); systemd retries it.
 # docs/design/firejail-findings.md, section 8.
+# firejail 0.9.72 (Debian 12) only: 0.9.74 (Debian 13) clamps the timeout (upstream commit 1e3e43e12),
+# so the count is 0 there (docs/jails.md, "firejail 0.9.72 and 0.9.74").
 FIREJAIL_ARP_PROBE_ERROR = "Error select: arp.c:202 arp_check: Invalid argument"
 
 
