@@ -1,20 +1,29 @@
 """Adding and removing a jail (docs/operations.md): playbooks/remove-jail.yml removes one named
-jail, keeps its data unless purged, and never touches the other jails."""
+jail, keeps its data unless purged, and never touches the other jails.
+
+The added jail runs the other Debian release than the host (rootfs_jails[].suite): on the
+Debian 13 host of the default scenario a bookworm jail, as after a host upgrade from Debian 12
+(issue 15: a bookworm jail on a trixie host keeps working), confined like every jail."""
 
 from __future__ import annotations
 
-from hostlib import jail_pids, load_vars, run_play, run_playbook
+from hostlib import jail_pids, jail_release, load_vars, proc_status, run_play, run_playbook
 
 VARS = load_vars(__file__)
 JAIL = "files"
 DIR = f"/var/lib/jailhost/jails/{JAIL}"
-ADD = {
-    "become": True,
-    "roles": [{"role": "jailhost.jails.rootfs", "vars": {"rootfs_jails": [{"name": "db"}, {"name": "web"}, {"name": JAIL}]}}],
-    "tasks": [{"name": "Run the files jail", "jailhost.jails.sandbox": {
-        "name": JAIL, "root": f"{DIR}/root", "bridge": "br0", "ip": "10.42.0.30",
-        "command": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "10.42.0.30", "--directory", "/srv"]}}],
-}
+OTHER_RELEASE = {"trixie": "bookworm", "bookworm": "trixie"}
+
+
+def add_play(suite: str) -> dict:
+    jails = [{"name": "db"}, {"name": "web"}, {"name": JAIL, "suite": suite}]
+    return {
+        "become": True,
+        "roles": [{"role": "jailhost.jails.rootfs", "vars": {"rootfs_jails": jails}}],
+        "tasks": [{"name": "Run the files jail", "jailhost.jails.sandbox": {
+            "name": JAIL, "root": f"{DIR}/root", "bridge": "br0", "ip": "10.42.0.30",
+            "command": ["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "10.42.0.30", "--directory", "/srv"]}}],
+    }
 
 
 def others(host) -> dict:
@@ -23,9 +32,15 @@ def others(host) -> dict:
 
 def test_add_then_remove_a_jail_keeps_its_data_unless_purged(host, tmp_path):
     before = others(host)
-    added = run_play(host, ADD, tmp_path, extra_vars={k: v for k, v in VARS.items() if k != "rootfs_jails"})
+    host_release = host.check_output(". /etc/os-release && echo $VERSION_CODENAME")
+    suite = OTHER_RELEASE[host_release]
+    added = run_play(host, add_play(suite), tmp_path, extra_vars={k: v for k, v in VARS.items() if k != "rootfs_jails"})
     assert added.returncode == 0, added.stdout + added.stderr
     main, _, daemons = jail_pids(host, JAIL)
+    assert jail_release(host, JAIL) == suite
+    status = proc_status(host, daemons[0])
+    assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1" and int(status["CapEff"], 16) == 0, status
+    print(f"  a {suite} jail on this {host_release} host serves, confined")
     host.run_expect([0], f"echo kept > {DIR}/root/srv/data.txt")
     served = host.run(f"nsenter -t {daemons[0]} -n -- curl -s http://10.42.0.30:8080/data.txt")
     assert served.stdout.strip() == "kept"
