@@ -12,7 +12,8 @@ after ``nft -f``: ``systemctl reload nftables`` returns with them back.
 The fixture makes this host such a host: it installs nftables if missing (Debian 12 hosts do not
 have it; Debian 13's base has it, disabled), writes a typical /etc/nftables.conf (``flush
 ruleset`` and an inet filter table of the host's own with an ssh rule and a named counter),
-enables and starts the service, and puts everything back afterwards.
+enables and starts the service, and afterwards puts the file and the service's state back (a
+package it installed stays installed, disabled and stopped, as Debian installs it).
 
 Measured on the host (``WINDOW``): ``nft monitor ruleset`` timestamps when the ip filter table
 went and when our FORWARD hook came back, while a probe in the web jail's network namespace opens
@@ -150,7 +151,7 @@ def nftables_host(host):
     """This host with nftables.service owning the ruleset; put back as it was afterwards."""
     installed = host.run("systemctl cat nftables.service").rc == 0
     if not installed:
-        host.run_expect([0], "DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables")
+        host.run_expect([0], "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables")
     print(f"\n  nftables was {'already' if installed else 'not'} installed: "
           f"{host.check_output('nft --version')}")
     conf = host.file("/etc/nftables.conf")
