@@ -63,6 +63,9 @@ IMAGE_PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "python3",
     "python3-apt", "iproute2", "procps", "curl", "netcat-openbsd", "ca-certificates", "less",
     "kmod", "util-linux",
+    # An installed server's root file system is ext4 with its tools (trixie's minbase lacks them;
+    # the harness test formats a loop device inside a host).
+    "e2fsprogs",
 ]
 # Bumped whenever the recipe below changes in a way that must rebuild cached images.
 IMAGE_RECIPE_VERSION = "3"
