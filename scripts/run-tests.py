@@ -4,8 +4,8 @@ Stages: yamllint, ansible-lint (production profile), the collection tarball (bui
 used by FQCN outside the repository), ansible-doc of every plugin and the role variable tables,
 antsibull-docs lint-collection-docs, the changelog (fragments lint, CHANGELOG.md generated),
 unit tests (pytest), ansible-test sanity (every file) and units in an ansible_collections tree
-(scripts/ansible-test.py), then `molecule test` of each scenario. Every stage runs even if an earlier
-one failed, so one run shows every failure. Test counts come from the JUnit reports of pytest and
+(scripts/ansible-test.py), then `molecule test` of each scenario (the pairs of SIDE_BY_SIDE at the
+same time). Every stage runs even if an earlier one failed, so one run shows every failure. Test counts come from the JUnit reports of pytest and
 of the testinfra verifiers; a stage that fails outside its tests (lint, idempotence, converge)
 counts as one failed test. Prints each stage's duration and exits non-zero on any failure.
 """
@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -62,12 +63,24 @@ class Stage:
         self.seconds = 0.0
         self.counts = (0, 0, 0)
 
-    def run(self, env: dict) -> None:
-        print(f"\n===== {self.name}: {' '.join(self.cmd)}", flush=True)
+    def run(self, env: dict, log: Path | None = None) -> None:
+        """Run the stage; with LOG, its output goes to that file and is printed when it ends
+        (stages that run side by side do not interleave their lines)."""
+        header = f"\n===== {self.name}: {' '.join(self.cmd)}"
+        if log is None:
+            print(header, flush=True)
         if self.junit and self.junit.exists():
             self.junit.unlink()
         started = time.monotonic()
-        self.rc = subprocess.call(self.cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+        if log is None:
+            self.rc = subprocess.call(self.cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+        else:
+            with open(log, "w", encoding="utf-8") as out:
+                self.rc = subprocess.call(self.cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                          stdout=out, stderr=subprocess.STDOUT)
+            with PRINT_LOCK:
+                print(header + " (side by side; its output follows)", flush=True)
+                sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
         self.seconds = time.monotonic() - started
         passed, failed, skipped = junit_counts(self.junit) if self.junit else (0, 0, 0)
         if self.rc == 0 and not self.junit:
@@ -79,6 +92,29 @@ class Stage:
         self.counts = (passed, failed, skipped)
         status = "PASSED" if self.rc == 0 else "FAILED"
         print(f"===== {self.name}: {status} in {self.seconds:.0f} s", flush=True)
+
+
+class SideBySide:
+    """Stages run at the same time (each on its own lab hosts, each in its own cgroups), their
+    output printed as each ends. Used for scenarios that load the 2 cores lightly enough together
+    to keep their timings (make test stays within its hour): docs/testing.md."""
+
+    def __init__(self, stages: list[Stage], reports: Path):
+        self.stages, self.reports = stages, reports
+
+    def run(self, env: dict) -> None:
+        threads = [threading.Thread(target=stage.run, args=(env, self.reports / f"{stage.name.replace(' ', '-')}.log"))
+                   for stage in self.stages]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+# Scenarios that run side by side when both are selected: the Debian 12 ones after the long
+# Debian 13 `default` (bookworm jails and the 12 -> 13 migration do not share host names).
+SIDE_BY_SIDE = (("jails", "upgrade"),)
+PRINT_LOCK = threading.Lock()
 
 
 def main() -> int:
@@ -118,21 +154,34 @@ def main() -> int:
                 reports / f"compat-{core}-{what}.xml")
           for core in ("2.20", "2.21") for what in ("sanity", "units")],
     ]
-    for scenario in args.scenarios.split():
-        stages.append(Stage(f"molecule {scenario}", [str(venv_bin / "molecule"), "test", "-s", scenario],
-                            reports / f"molecule-{scenario}.xml"))
+    scenarios = args.scenarios.split()
+    molecule = {scenario: Stage(f"molecule {scenario}", [str(venv_bin / "molecule"), "test", "-s", scenario],
+                                reports / f"molecule-{scenario}.xml") for scenario in scenarios}
+    # What runs, in order: the stages above one by one, then each scenario, side by side with its
+    # partner of SIDE_BY_SIDE when both are selected (at the first one's place).
+    steps: list = list(stages)
+    grouped: set = set()
+    for scenario in scenarios:
+        if scenario in grouped:
+            continue
+        group = next((g for g in SIDE_BY_SIDE if scenario in g and all(n in scenarios for n in g)), (scenario,))
+        grouped.update(group)
+        stages.extend(molecule[name] for name in group)
+        steps.append(SideBySide([molecule[name] for name in group], reports) if len(group) > 1 else molecule[scenario])
     if args.scenarios.split():
         # After the scenarios: nothing of theirs is left on the machine, and the harness's own
         # create/destroy are idempotent (tests/harness).
         listed = subprocess.run([py, str(ROOT / "molecule/shared/labhost.py"), "list"], capture_output=True,
                                 text=True, check=False).stdout
         env["JAILHOST_LAB_HOSTS_BEFORE"] = ",".join(h["instance"] for h in json.loads(listed or "[]"))
-        stages.append(Stage("harness", [py, "-m", "pytest", "-q", "tests/harness",
-                                        f"--junitxml={reports / 'harness.xml'}"], reports / "harness.xml"))
+        harness = Stage("harness", [py, "-m", "pytest", "-q", "tests/harness",
+                                    f"--junitxml={reports / 'harness.xml'}"], reports / "harness.xml")
+        stages.append(harness)
+        steps.append(harness)
 
     started = time.monotonic()
-    for stage in stages:
-        stage.run(env)
+    for step in steps:
+        step.run(env)
 
     print("\n===== summary " + "=" * 56)
     print(f"{'stage':<28} {'result':<8} {'passed':>6} {'failed':>6} {'skipped':>7} {'seconds':>8}")
