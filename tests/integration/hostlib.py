@@ -271,11 +271,12 @@ JAILS_DIR = "/var/lib/jailhost/jails"
 _RELEASES: dict = {}
 
 
-def jail_release(host, jail: str, jails_dir: str = JAILS_DIR) -> str:
+def jail_release(host, jail: str, jails_dir: str = JAILS_DIR, cached: bool = True) -> str:
     """The Debian suite of the base image a jail is pinned to (its `base` file, written by
-    jail_root), read from the base's os-release: host files no jail can change."""
+    jail_root), read from the base's os-release: host files no jail can change. cached=False
+    reads it again (a suite that moves jails to another release)."""
     key = (id(host), jails_dir, jail)
-    if key not in _RELEASES:
+    if key not in _RELEASES or not cached:
         base = host.file(f"{jails_dir}/{jail}/base").content_string.strip()
         text = host.file(f"{base}/usr/lib/os-release").content_string
         match = re.search(r'^VERSION_CODENAME="?([a-z]+)"?$', text, re.M)

@@ -26,6 +26,7 @@ import urllib.request
 
 import pytest
 
+import hostlib
 from hostlib import (DEBIAN_POSTGRESQL, JAILS_DIR, host_state, load_vars, public_address, run_playbook,
                      site_serves_rows, wait_until)
 
@@ -36,11 +37,8 @@ LEDGER_ROWS = 200
 
 
 def jail_release(host, jail: str) -> str:
-    """The suite of the base image the jail is pinned to, read now (hostlib's caches it; here the
-    jails change release)."""
-    base = host.file(f"{JAILS_DIR}/{jail}/base").content_string.strip()
-    text = host.file(f"{base}/usr/lib/os-release").content_string
-    return re.search(r'^VERSION_CODENAME="?([a-z]+)"?$', text, re.M).group(1)
+    """The jail's release read now: this suite moves jails to another release."""
+    return hostlib.jail_release(host, jail, cached=False)
 
 
 def pg_bin_now(host) -> str:
